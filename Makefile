@@ -1,0 +1,44 @@
+# bialign_ros developer entry points. Every target sets up .venv itself (idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQS := requirements/runtime.txt requirements/ros-kilted.txt requirements/dev.txt
+STAMP := $(VENV)/.installed
+WEIGHTS ?=
+DEMO_DIR ?= demo_out
+
+# Extra test steps (e.g. other ROS distributions, colcon) append themselves here from mk/*.mk.
+EXTRA_TESTS :=
+
+.PHONY: venv test pytest lint demo bench clean
+
+.DEFAULT_GOAL := test
+include $(wildcard mk/*.mk)
+
+venv: $(STAMP)
+
+$(STAMP): $(REQS) setup.py setup.cfg package.xml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(foreach r,$(REQS),-r $(r))
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint pytest $(EXTRA_TESTS)
+
+pytest: venv
+	$(PY) -m pytest -q test
+
+demo: venv
+	$(PY) -m bialign_ros.demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)
+
+bench: venv
+	$(PY) -m bialign_ros.cli.benchmark --height 512 --width 1024
+	$(PY) -m bialign_ros.cli.benchmark --height 1024 --width 2048
+
+clean:
+	rm -rf build install log $(DEMO_DIR) *.egg-info

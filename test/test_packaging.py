@@ -1,0 +1,60 @@
+"""The ament_python package builds with a real colcon and installs with pip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SCRIPTS = ["bialign_segment", "bialign_benchmark", "bialign_convert", "bialign_synth", "bialign_node",
+           "bialign_camera_sim"]
+
+
+def _declared_scripts() -> set[str]:
+    eps = metadata.distribution("bialign_ros").entry_points
+    return {ep.name for ep in eps if ep.group == "console_scripts"}
+
+
+def test_pip_install_declares_console_scripts():
+    declared = _declared_scripts()
+    assert set(SCRIPTS) <= declared
+    for name in declared:
+        assert (BIN / name).exists(), f"{name} missing from {BIN}"
+
+
+@pytest.fixture(scope="module")
+def colcon_install(tmp_path_factory) -> Path:
+    colcon = BIN / "colcon"
+    if not colcon.exists():
+        pytest.skip("colcon is not installed in this environment")
+    work = tmp_path_factory.mktemp("colcon")
+    src = work / "src" / "bialign_ros"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "install", "log",
+                                                             "*.egg-info", "__pycache__", ".cache", "demo_out"))
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    proc = subprocess.run([str(colcon), "--log-base", str(work / "log"), "build", "--base-paths", str(work / "src"),
+                           "--build-base", str(work / "build"), "--install-base", str(work / "install")],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return work / "install"
+
+
+def test_colcon_install_layout(colcon_install: Path):
+    pkg = colcon_install / "bialign_ros"
+    assert (pkg / "share/ament_index/resource_index/packages/bialign_ros").exists()
+    assert (pkg / "share/bialign_ros/package.xml").exists()
+    for name in _declared_scripts():
+        assert (pkg / "lib/bialign_ros" / name).exists(), f"ros2 run would not find {name}"
+    for sub in ("launch", "config"):
+        if not (ROOT / sub).is_dir():
+            continue
+        src_files = sorted(p.name for p in (ROOT / sub).iterdir() if p.is_file())
+        installed = sorted(p.name for p in (pkg / "share/bialign_ros" / sub).iterdir())
+        assert set(src_files) <= set(installed), f"{sub}/ not fully installed"
