@@ -1,0 +1,108 @@
+"""Flow alignment between the spatial (S) and context (C) features, with its flow gates.
+
+A :class:`FlowAlignment` module predicts a 2-channel flow field at the spatial resolution
+(1/8) from both features and resamples one of them along that flow. BiAlignNet uses two of
+them with separate weights: spatial->context warps C into C~ (a learned upsampling of the
+context), context->spatial warps S into S~.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bialign_ros.model.layers import resize
+
+GATES: tuple[str, ...] = ("simple", "gated_conv", "none")
+"""Flow gates: the paper's sigmoid gate, the authors' alternative gated convolution, no gate."""
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``x`` (any size) on the flow's H x W grid displaced by ``flow`` (N x 2 x H x W, pixels).
+
+    The base grid spans [-1, 1] in H x W steps (x first), the flow is divided by (W, H) of the
+    output grid, and sampling is bilinear with zero padding and ``align_corners=False``, exactly
+    as in the authors' trained model (so a flow of 2 pixels moves the sample by one output pixel).
+    """
+    h, w = flow.shape[-2:]
+    # Built in float32 and cast, as the authors' base grid is, so the sums are bit-identical.
+    xs = torch.linspace(-1.0, 1.0, w, dtype=torch.float32, device=flow.device)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=torch.float32, device=flow.device)
+    base = torch.stack((xs.expand(h, w), ys[:, None].expand(h, w)), dim=-1).to(x.dtype)
+    norm = torch.tensor([w, h], dtype=x.dtype, device=x.device)
+    grid = base + flow.permute(0, 2, 3, 1) / norm
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class SimpleGate(nn.Module):
+    """The paper's gate: 1x1 conv (with bias) + sigmoid on the feature being warped, giving one
+    weight per flow channel; resized to the flow's size and multiplied into the flow."""
+
+    def __init__(self, in_ch: int):
+        super().__init__()
+        self.gate = nn.Sequential(nn.Conv2d(in_ch, 2, kernel_size=1), nn.Sigmoid())
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        return flow * resize(self.gate(warped), flow.shape[-2:])
+
+
+class GatedConvGate(nn.Module):
+    """The authors' alternative gate: a scalar attention map from both features scales the flow
+    by (1 + alpha), followed by a 1x1 conv on the flow."""
+
+    def __init__(self, in_ch: int):
+        super().__init__()
+        self.feat_out1 = nn.Conv2d(in_ch, in_ch // 2, kernel_size=1)
+        self.feat_out2 = nn.Conv2d(in_ch, in_ch // 2, kernel_size=1)
+        self._gate_conv = nn.Sequential(
+            nn.BatchNorm2d(in_ch),
+            nn.Conv2d(in_ch, in_ch // 2, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(in_ch // 2, 1, kernel_size=1),
+            nn.BatchNorm2d(1),
+            nn.Sigmoid(),
+        )
+        self.out = nn.Conv2d(2, 2, kernel_size=1)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        high = resize(self.feat_out2(high), low.shape[-2:])
+        alpha = self._gate_conv(torch.cat([self.feat_out1(low), high], dim=1))
+        return self.out(flow * (alpha + 1))
+
+
+class FlowAlignment(nn.Module):
+    """Flow alignment module (the paper's bidirectional alignment, one direction).
+
+    ``forward(low, high)`` takes S (``low``, 1/8) and C (``high``, coarser): both are reduced by
+    1x1 convs, C is upsampled to S's size, a 3x3 conv on [C, S] predicts the flow, the gate
+    (if any) modulates it, and the feature selected by ``warp`` (``"high"`` or ``"low"``) is
+    resampled on S's grid.
+    """
+
+    def __init__(self, in_ch: int = 128, mid_ch: int = 64, gate: str = "simple", warp: str = "high"):
+        super().__init__()
+        if warp not in ("high", "low"):
+            raise ValueError(f"warp must be 'high' or 'low', got {warp!r}")
+        self.warp_high = warp == "high"
+        self.down_h = nn.Conv2d(in_ch, mid_ch, kernel_size=1, bias=False)
+        self.down_l = nn.Conv2d(in_ch, mid_ch, kernel_size=1, bias=False)
+        self.flow_make = nn.Conv2d(2 * mid_ch, 2, kernel_size=3, padding=1, bias=False)
+        self.gate: nn.Module | None
+        if gate == "simple":
+            self.gate = SimpleGate(in_ch)
+        elif gate == "gated_conv":
+            self.gate = GatedConvGate(in_ch)
+        elif gate == "none":
+            self.gate = None
+        else:
+            raise ValueError(f"unknown flow gate {gate!r}; choose one of {', '.join(GATES)}")
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        size = low.shape[-2:]
+        high_down = resize(self.down_h(high), size)
+        flow = self.flow_make(torch.cat([high_down, self.down_l(low)], dim=1))
+        warped = high if self.warp_high else low
+        if self.gate is not None:
+            flow = self.gate(low, high, warped, flow)
+        return flow_warp(warped, flow)
