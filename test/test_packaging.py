@@ -58,3 +58,17 @@ def test_colcon_install_layout(colcon_install: Path):
         src_files = sorted(p.name for p in (ROOT / sub).iterdir() if p.is_file())
         installed = sorted(p.name for p in (pkg / "share/bialign_ros" / sub).iterdir())
         assert set(src_files) <= set(installed), f"{sub}/ not fully installed"
+
+
+def test_colcon_install_runs(colcon_install: Path):
+    pkg = colcon_install / "bialign_ros"
+    site = next((pkg / "lib").glob("python3*/site-packages"))
+    env = dict(os.environ, PYTHONPATH=f"{site}:{os.environ.get('PYTHONPATH', '')}")
+    code = "import bialign_ros, sys; print(bialign_ros.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=colcon_install, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().startswith(str(site)), "the install tree's package was not the one imported"
+    proc = subprocess.run([str(pkg / "lib/bialign_ros/bialign_convert"), "--help"], env=env, cwd=colcon_install,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage" in proc.stdout.lower()

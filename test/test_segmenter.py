@@ -1,0 +1,139 @@
+"""The Segmenter: outputs at the input's resolution, equal to the model's own, clear errors."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from bialign_ros.checkpoint import CheckpointError, ModelMeta, save_checkpoint
+from bialign_ros.classes import IMAGENET_MEAN, IMAGENET_STD
+from bialign_ros.model import build_model
+from bialign_ros.segmenter import Segmenter, resolve_device, resolve_precision
+from bialign_ros.weights import untrained_checkpoint
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return untrained_checkpoint(tmp_path_factory.mktemp("w") / "untrained.pt", seed=3)
+
+
+@pytest.fixture(scope="module")
+def seg(weights):
+    return Segmenter.from_checkpoint(weights, device="cpu", warmup=False)
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("size", [(75, 131), (64, 64), (120, 200)])
+def test_outputs_at_input_resolution(seg, size):
+    res = seg.segment(_image(*size))
+    assert res.labels.shape == size and res.labels.dtype == np.uint8
+    assert res.labels.max() < 19
+    assert res.edges.shape == size and res.edges.dtype == np.float32
+    assert 0.0 <= res.edges.min() and res.edges.max() <= 1.0
+    assert np.array_equal(res.edges_u8(), np.rint(res.edges * 255).astype(np.uint8))
+
+
+def test_labels_equal_model_output(seg, weights):
+    image = _image(96, 160, seed=1)
+    model = build_model("bialign_dfnet2", aux=False).eval()
+    state = torch.load(weights, weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0 - mean) / std
+    with torch.no_grad():
+        logits, edge = model(x)
+    res = seg.segment(image)
+    agree = (res.labels == logits.argmax(1)[0].numpy()).mean()
+    assert agree > 0.999
+    assert np.allclose(res.edges, edge[0, 0].numpy(), atol=1e-4)
+
+
+def test_without_edges(seg):
+    res = seg.segment(_image(64, 96), edges=False)
+    assert res.edges is None
+    with pytest.raises(ValueError, match="without edges"):
+        res.edges_u8()
+
+
+def test_input_scale_keeps_output_size(weights):
+    seg = Segmenter.from_checkpoint(weights, device="cpu", input_scale=0.5, warmup=False)
+    res = seg.segment(_image(101, 203))
+    assert res.labels.shape == (101, 203) and res.edges.shape == (101, 203)
+    assert seg.preprocess(_image(100, 200)).shape == (1, 3, 50, 100)
+
+
+def test_bf16_runs_on_cpu(weights):
+    seg = Segmenter.from_checkpoint(weights, device="cpu", precision="bf16", warmup=False)
+    res = seg.segment(_image(64, 96))
+    assert seg.precision == "bf16" and res.labels.shape == (64, 96)
+
+
+def test_bgr_channel_order_is_honoured(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("bialign_dfnet2", aux=False)
+    rgb = save_checkpoint(tmp_path / "rgb.pt", model.state_dict(), ModelMeta())
+    bgr = save_checkpoint(tmp_path / "bgr.pt", model.state_dict(), ModelMeta(channel_order="bgr"))
+    image = _image(64, 96, seed=5)
+    a = Segmenter.from_checkpoint(rgb, device="cpu", warmup=False).segment(image)
+    b = Segmenter.from_checkpoint(bgr, device="cpu", warmup=False).segment(image[:, :, ::-1].copy())
+    assert np.array_equal(a.labels, b.labels)
+
+
+def test_colour_and_overlay(seg):
+    image = _image(40, 60)
+    labels = np.zeros((40, 60), np.uint8)
+    labels[:, 30:] = 13
+    color = seg.colorize(labels)
+    assert color.shape == (40, 60, 3)
+    assert tuple(color[0, 0]) == (128, 64, 128) and tuple(color[0, 59]) == (0, 0, 142)
+    assert np.array_equal(seg.overlay(image, labels, alpha=1.0), color)
+    assert np.array_equal(seg.overlay(image, labels, alpha=0.0), image)
+
+
+def test_untrained_weights_warn(weights, caplog):
+    with caplog.at_level(logging.WARNING):
+        Segmenter.from_checkpoint(weights, device="cpu", warmup=False)
+    assert "UNTRAINED" in caplog.text
+
+
+def test_bad_arguments(weights):
+    with pytest.raises(ValueError, match="auto, cpu, cuda"):
+        resolve_device("gpu")
+    with pytest.raises(ValueError, match="fp32, fp16, bf16"):
+        resolve_precision("int4", torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="input_scale"):
+        Segmenter.from_checkpoint(weights, device="cpu", input_scale=0.0, warmup=False)
+    with pytest.raises(CheckpointError, match="not found"):
+        Segmenter.from_checkpoint(weights.parent / "missing.pt", device="cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without CUDA")
+def test_cuda_request_without_cuda():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda:0")
+
+
+def test_bad_images(seg):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        seg.segment(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        seg.segment(np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="too small"):
+        seg.segment(np.zeros((4, 32, 3), np.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_fp16_agrees_with_cpu(weights):
+    image = _image(128, 256)
+    cpu = Segmenter.from_checkpoint(weights, device="cpu", warmup=False).segment(image)
+    gpu = Segmenter.from_checkpoint(weights, device="cuda", warmup=False).segment(image)
+    assert (cpu.labels == gpu.labels).mean() > 0.95
