@@ -73,3 +73,12 @@ def test_benchmark_prints_table_and_json(weights):
 def test_convert_help():
     proc = _run(BIN / "bialign_convert", "--help")
     assert proc.returncode == 0 and "--arch" in proc.stdout
+
+
+def test_demo_without_weights_warns_and_writes_overlays(tmp_path):
+    proc = _run(sys.executable, "-m", "bialign_ros.demo", "--frames", 1, "--height", 64, "--width", 128,
+                "--out-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "UNTRAINED" in proc.stdout
+    overlay = cv2.imread(str(tmp_path / "segment/synthetic_000_overlay.png"))
+    assert overlay.shape == (64, 128, 3)
