@@ -11,7 +11,7 @@ DEMO_DIR ?= demo_out
 # Extra test steps (e.g. other ROS distributions, colcon) append themselves here from mk/*.mk.
 EXTRA_TESTS :=
 
-.PHONY: venv test pytest lint demo bench clean
+.PHONY: venv test pytest lint demo demo-images bench bench-node clean
 
 .DEFAULT_GOAL := test
 include $(wildcard mk/*.mk)
@@ -33,8 +33,16 @@ test: lint pytest $(EXTRA_TESTS)
 pytest: venv
 	$(PY) -m pytest -q test
 
+# The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet.
 demo: venv
-	$(PY) -m bialign_ros.demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)
+	$(PY) -m bialign_ros.cli.ros_demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)
+
+# The same model on image files, without ROS.
+demo-images: venv
+	$(PY) -m bialign_ros.demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)/images
+
+bench-node: venv
+	$(PY) -m bialign_ros.cli.node_benchmark --width 2048 --height 1024 --rate 30 --duration 15 --input-scale 0.25
 
 bench: venv
 	$(PY) -m bialign_ros.cli.benchmark --height 512 --width 1024

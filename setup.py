@@ -18,6 +18,8 @@ CONSOLE_SCRIPTS = [
     "bialign_synth = bialign_ros.cli.synth:main",
     "bialign_node = bialign_ros.node:main",
     "bialign_camera_sim = bialign_ros.cli.camera_sim:main",
+    "bialign_node_benchmark = bialign_ros.cli.node_benchmark:main",
+    "bialign_ros_demo = bialign_ros.cli.ros_demo:main",
 ]
 
 setup(

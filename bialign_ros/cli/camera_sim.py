@@ -1,0 +1,145 @@
+"""``bialign_camera_sim``: a camera driver stand-in publishing a synthetic street or image files.
+
+Publishes ``image`` (sensor_msgs/Image in any supported encoding) or ``image/compressed``
+(jpeg/png) and a sibling ``camera_info`` at a fixed rate, stamped with the node clock. Frames
+are rendered and converted once, then looped, so publishing costs only the transport. Topic
+names are relative: use ``--ros-args -r __ns:=/front`` or remaps as for any driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.utilities import remove_ros_args
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from bialign_ros.codec import COMPRESSED_FORMATS, CONVERTIBLE_ENCODINGS, encode_compressed, fill_image, rgb8_to
+from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
+from bialign_ros.synthetic import render_sequence
+from bialign_ros.transport import use_transport_profile
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of the camera simulator (ROS arguments go after --ros-args)."""
+    p = argparse.ArgumentParser(prog="bialign_camera_sim", description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--width", type=int, default=1024, help="synthetic frame width (default 1024)")
+    p.add_argument("--height", type=int, default=512, help="synthetic frame height (default 512)")
+    p.add_argument("--frames", type=int, default=30, help="synthetic frames rendered and looped (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic street seed (default 0)")
+    p.add_argument("--folder", type=Path, help="publish the images of this folder (sorted) instead")
+    p.add_argument("--encoding", default="rgb8", choices=CONVERTIBLE_ENCODINGS, help="raw image encoding")
+    p.add_argument("--compressed", choices=COMPRESSED_FORMATS,
+                   help="publish image/compressed in this format instead of raw image")
+    p.add_argument("--reliability", default="reliable", choices=tuple(RELIABILITY_POLICIES),
+                   help="publisher reliability (default reliable)")
+    p.add_argument("--count", type=int, default=0, help="stop after this many frames (0: run until Ctrl-C)")
+    p.add_argument("--frame-id", default="camera_optical_frame", help="header frame_id")
+    return p
+
+
+def load_frames(args: argparse.Namespace) -> list[np.ndarray]:
+    """The RGB frames to loop: the folder's images, or a rendered synthetic sequence."""
+    if args.folder is None:
+        return [f.image for f in render_sequence(args.seed, args.frames, args.height, args.width)]
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise SystemExit(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.folder}")
+    frames = []
+    for path in paths:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SystemExit(f"cannot read image {path}")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def nominal_camera_info(height: int, width: int, frame_id: str) -> CameraInfo:
+    """A distortion-free pinhole with the focal length equal to the width."""
+    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5)
+    f, cx, cy = float(width), width / 2.0, height / 2.0
+    info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.frame_id = frame_id
+    return info
+
+
+class CameraSim(Node):
+    """Publishes pre-converted frames in a loop at a fixed rate."""
+
+    def __init__(self, args: argparse.Namespace, frames: list[np.ndarray]) -> None:
+        super().__init__("camera_sim")
+        qos = output_qos(5)  # the sensor-data depth, as camera drivers use
+        qos.reliability = RELIABILITY_POLICIES[args.reliability]
+        if args.compressed:
+            self.msgs = [encode_compressed(CompressedImage(), f, fmt=args.compressed) for f in frames]
+            self.image_pub = self.create_publisher(CompressedImage, "image/compressed", qos)
+        else:
+            self.msgs = [fill_image(Image(), rgb8_to(args.encoding, f), args.encoding) for f in frames]
+            self.image_pub = self.create_publisher(Image, "image", qos)
+        self.infos = [nominal_camera_info(f.shape[0], f.shape[1], args.frame_id) for f in frames]
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        for msg in self.msgs:
+            msg.header.frame_id = args.frame_id
+        self.count = args.count
+        self.published = 0
+        self.started = time.monotonic()
+        self.timer = self.create_timer(1.0 / args.rate, self._tick)
+        h, w = frames[0].shape[:2]
+        self.get_logger().info(
+            f"publishing {len(frames)} looped {w}x{h} frames at {args.rate:g} Hz on "
+            f"{self.image_pub.topic_name} ({args.compressed or args.encoding}, {args.reliability})")
+
+    def _tick(self) -> None:
+        i = self.published % len(self.msgs)
+        stamp = self.get_clock().now().to_msg()
+        msg, info = self.msgs[i], self.infos[i]
+        msg.header.stamp = info.header.stamp = stamp
+        self.info_pub.publish(info)
+        self.image_pub.publish(msg)
+        self.published += 1
+        if self.count and self.published >= self.count:
+            self.timer.cancel()
+
+    @property
+    def done(self) -> bool:
+        """True once ``--count`` frames were published."""
+        return bool(self.count) and self.published >= self.count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = sys.argv if argv is None else argv
+    args = build_parser().parse_args(remove_ros_args(args=argv)[1:])
+    if args.rate <= 0:
+        raise SystemExit("--rate must be positive")
+    frames = load_frames(args)
+    use_transport_profile()
+    rclpy.init(args=argv)
+    node = CameraSim(args, frames)
+    try:
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        elapsed = time.monotonic() - node.started
+        print(f"published {node.published} frames in {elapsed:.1f} s", flush=True)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

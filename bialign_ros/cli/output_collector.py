@@ -1,0 +1,86 @@
+"""A ROS node that receives the bialign node's outputs for the demo and the benchmark."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+
+from bialign_ros.codec import image_to_array
+from bialign_ros.node_report import parse_key_values
+from bialign_ros.qos import output_qos
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One received label image: its stamp, end-to-end latency and arrival (monotonic) time."""
+
+    stamp_ns: int
+    latency_s: float
+    at: float
+
+
+class OutputCollector(Node):
+    """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics."""
+
+    def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector") -> None:
+        super().__init__(name, namespace=namespace)
+        self.arrivals: list[Arrival] = []
+        self.overlays: list[tuple[int, np.ndarray]] = []
+        self.keep_overlays = keep_overlays
+        self.report: dict[str, float | str] = {}
+        self.reports = 0
+        qos = output_qos(10)
+        self.create_subscription(Image, "segmentation/labels", self._on_labels, qos)
+        if keep_overlays:
+            self.create_subscription(Image, "segmentation/overlay", self._on_overlay, qos)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_labels(self, msg: Image) -> None:
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds
+        latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9
+        self.arrivals.append(Arrival(stamp, latency, time.monotonic()))
+
+    def _on_overlay(self, msg: Image) -> None:
+        if len(self.overlays) < self.keep_overlays:
+            self.overlays.append((Time.from_msg(msg.header.stamp).nanoseconds, image_to_array(msg).copy()))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("bialign"):
+                self.report = parse_key_values([(kv.key, kv.value) for kv in status.values])
+                self.reports += 1
+
+
+@dataclass(frozen=True)
+class OutputSummary:
+    """Delivered rate and end-to-end latency of the received label images."""
+
+    outputs: int
+    rate_hz: float
+    """Outputs per second between the first and the last arrival."""
+    median_rate_hz: float
+    """1 / median gap between arrivals: robust to other load on the machine in bursts."""
+    latency_ms: dict[str, float]
+
+    @staticmethod
+    def of(arrivals: list[Arrival]) -> OutputSummary:
+        """Summarise ``arrivals`` (rates need at least two)."""
+        lat = np.array([a.latency_s for a in arrivals]) * 1e3
+        gaps = np.diff([a.at for a in arrivals])
+        span = float(gaps.sum())
+        rate = len(gaps) / span if span > 0 else 0.0
+        median_rate = 1.0 / float(np.median(gaps)) if gaps.size and np.median(gaps) > 0 else 0.0
+        pct = {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if lat.size else {}
+        return OutputSummary(len(arrivals), rate, median_rate,
+                             {"mean": float(lat.mean()) if lat.size else float("nan"), **pct,
+                              "max": float(lat.max()) if lat.size else float("nan")})
+
+    def latency_text(self) -> str:
+        """e.g. ``mean 120.0 ms, p50 110.0, p90 150.0, p99 180.0, max 190.0``."""
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.latency_ms.items()) + " ms"

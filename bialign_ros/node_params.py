@@ -1,0 +1,209 @@
+"""The parameters of the ``bialign`` node: names, defaults, descriptions, ranges and validation.
+
+Pure Python: the node turns each :class:`ParamSpec` into a ROS parameter descriptor, and
+:func:`validate_params` checks a full set of values at start-up, so a bad value fails with a
+message naming the parameter and the allowed values before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ParamValue = bool | int | float | str
+
+
+class ParamError(ValueError):
+    """A node parameter has a value outside its allowed set or range."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter of the node."""
+
+    name: str
+    default: ParamValue
+    description: str
+    choices: tuple[str, ...] = ()
+    """Allowed string values, as shown to users (``cuda:N`` stands for any device index)."""
+    pattern: str | None = None
+    """Regular expression a string value must match fully (for choices with placeholders)."""
+    min_value: float | None = None
+    max_value: float | None = None
+    read_only: bool = True
+    """True for start-up values; False for values that may change while the node runs."""
+    required: bool = False
+    """True for a string that must not be empty."""
+
+    @property
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if isinstance(self.default, bool):
+            return "true or false"
+        kind = "an integer" if isinstance(self.default, int) else "a number"
+        if self.min_value is not None and self.max_value is not None:
+            return f"{kind} in [{_fmt(self.min_value)}, {_fmt(self.max_value)}]"
+        if isinstance(self.default, str):
+            return "a string"
+        return kind
+
+    def error(self, value: Any, problem: str = "") -> ParamError:
+        """The :class:`ParamError` for a bad ``value`` of this parameter."""
+        detail = f" ({problem})" if problem else ""
+        return ParamError(f"parameter '{self.name}': got {value!r}{detail}; allowed: {self.allowed}")
+
+    def validate(self, value: Any) -> ParamValue:
+        """Return ``value`` checked (an int is accepted for a float parameter); else raise ParamError."""
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise self.error(value)
+            return value
+        if isinstance(self.default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(value)
+        elif isinstance(self.default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(value)
+            value = float(value)
+        elif not isinstance(value, str):
+            raise self.error(value)
+        elif self.required and not value:
+            raise ParamError(f"parameter '{self.name}' is required: {self.description}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise self.error(value)
+        if self.choices and self.pattern is None and value not in self.choices:
+            raise self.error(value)
+        if self.min_value is not None and value < self.min_value:
+            raise self.error(value)
+        if self.max_value is not None and value > self.max_value:
+            raise self.error(value)
+        return value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
+TRANSPORT_CHOICES = ("raw", "compressed")
+
+PARAM_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "weights", "",
+        "Path of the bialign_ros checkpoint (.pt) to run; required. Convert the authors' files "
+        "with bialign_convert.",
+        required=True,
+    ),
+    ParamSpec("device", "auto", "Inference device: auto picks cuda when available, else cpu.",
+              choices=DEVICE_CHOICES, pattern=r"auto|cpu|cuda(:\d+)?"),
+    ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA and fp32 on the CPU.",
+              choices=PRECISION_CHOICES),
+    ParamSpec("input_scale", 1.0,
+              "Scale of the network input relative to the camera image (e.g. 0.5 on a CPU); "
+              "every output stays at the camera's resolution.",
+              min_value=0.05, max_value=4.0),
+    ParamSpec("input_transport", "raw",
+              "raw subscribes 'image' (sensor_msgs/Image); compressed subscribes 'image/compressed' "
+              "(sensor_msgs/CompressedImage, jpeg or png).",
+              choices=TRANSPORT_CHOICES),
+    ParamSpec("qos_reliability", "auto",
+              "Reliability of the image subscription. auto matches the publishers on the topic "
+              "(reliable when all of them are reliable, else best_effort) and follows them as "
+              "they come and go; the standard qos_overrides.<topic>.subscription.reliability "
+              "parameter, when given, takes precedence.",
+              choices=RELIABILITY_CHOICES),
+    ParamSpec("qos_depth", 5,
+              "History depth of the image subscription and of the output publishers (5, as in the "
+              "sensor-data profile). The callback drains it at once and the newest frame wins, so "
+              "depth adds no latency; it only keeps DDS from overwriting frames the executor has "
+              "not taken yet. Raise it with drop_frames false when replaying bags.",
+              min_value=1, max_value=100),
+    ParamSpec("drop_frames", True,
+              "true: latest frame wins (a frame arriving while one is in inference replaces the "
+              "waiting one; drops are counted). false: evaluation mode, every frame is processed "
+              "in order."),
+    ParamSpec("publish_edges", True, "Publish segmentation/edges (computed only while subscribed).",
+              read_only=False),
+    ParamSpec("publish_color", True, "Publish segmentation/color (computed only while subscribed).",
+              read_only=False),
+    ParamSpec("publish_overlay", True, "Publish segmentation/overlay (computed only while subscribed).",
+              read_only=False),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in segmentation/overlay (0 = image only).",
+              min_value=0.0, max_value=1.0, read_only=False),
+    ParamSpec("no_frame_warning", 5.0,
+              "Seconds without an input frame before the node says so (repeated with growing "
+              "intervals); 0 disables the warning.",
+              min_value=0.0, max_value=3600.0),
+    ParamSpec("stats_log_period", 10.0,
+              "Seconds between log lines with rates, latency and drops; 0 disables them "
+              "(/diagnostics is published once a second regardless).",
+              min_value=0.0, max_value=3600.0),
+    ParamSpec("autostart", True,
+              "Configure and activate the managed node at start-up; false leaves it unconfigured "
+              "for a lifecycle manager."),
+)
+
+SPECS_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in PARAM_SPECS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The validated parameter values of one node configuration."""
+
+    weights: str
+    device: str
+    precision: str
+    input_scale: float
+    input_transport: str
+    qos_reliability: str
+    qos_depth: int
+    drop_frames: bool
+    publish_edges: bool
+    publish_color: bool
+    publish_overlay: bool
+    overlay_alpha: float
+    no_frame_warning: float
+    stats_log_period: float
+    autostart: bool
+
+
+def defaults() -> dict[str, ParamValue]:
+    """Every parameter's default value, by name."""
+    return {s.name: s.default for s in PARAM_SPECS}
+
+
+def validate_param(name: str, value: Any) -> ParamValue:
+    """Check one parameter value; ParamError names the parameter and its allowed values."""
+    spec = SPECS_BY_NAME.get(name)
+    if spec is None:
+        raise ParamError(f"unknown parameter '{name}'; known: {', '.join(SPECS_BY_NAME)}")
+    return spec.validate(value)
+
+
+def validate_params(values: dict[str, Any]) -> NodeConfig:
+    """Build a :class:`NodeConfig` from ``values`` (missing names take their defaults).
+
+    Every bad value is reported, one per line, in a single :class:`ParamError`.
+    """
+    unknown = set(values) - set(SPECS_BY_NAME)
+    if unknown:
+        raise ParamError(f"unknown parameter(s) {sorted(unknown)}; known: {', '.join(SPECS_BY_NAME)}")
+    checked, errors = {}, []
+    for name, value in (defaults() | values).items():
+        try:
+            checked[name] = validate_param(name, value)
+        except ParamError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ParamError("\n".join(errors))
+    return NodeConfig(**checked)
+
+
+def color_to_hex(rgb: tuple[int, int, int]) -> str:
+    """An RGB colour as ``#rrggbb``, the form of the ``class_colors`` parameter."""
+    return "#{:02x}{:02x}{:02x}".format(*rgb)

@@ -1,0 +1,100 @@
+"""What the node reports about itself once a second: values, status level and a log line.
+
+Pure Python, so the wording and the thresholds are tested without ROS; the node copies the
+result into a ``diagnostic_msgs/DiagnosticStatus`` and its periodic log line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+OK, WARN, ERROR = 0, 1, 2
+"""Levels, equal to ``diagnostic_msgs/DiagnosticStatus`` OK, WARN and ERROR."""
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """A snapshot of the node's state and counters."""
+
+    state: str
+    """Lifecycle state label: unconfigured, inactive or active."""
+    input_topic: str
+    subscription_qos: str
+    input_rate_hz: float
+    output_rate_hz: float
+    latency_mean_ms: float
+    latency_p99_ms: float
+    stamp_age_ms: float
+    """Node clock at publication minus the input stamp, mean of recent frames (transport included)."""
+    frames_received: int
+    frames_processed: int
+    frames_dropped: int
+    frames_rejected: int
+    frames_failed: int
+    frames_waiting: int
+    seconds_since_input: float
+    """Seconds since the last input frame (or since activation when none came); NaN when inactive."""
+    no_frame_warning: float
+    device: str
+    precision: str
+    backend: str
+    model: str
+
+    def level(self) -> tuple[int, str]:
+        """Diagnostic level and message: WARN while idle, inactive or rejecting input."""
+        if self.state != "active":
+            return WARN, f"node is {self.state}"
+        if self.no_frame_warning > 0 and self.seconds_since_input > self.no_frame_warning:
+            return WARN, f"no input on {self.input_topic} for {self.seconds_since_input:.0f} s"
+        if self.frames_failed:
+            return ERROR, f"inference failed on {self.frames_failed} frame(s)"
+        if self.frames_rejected:
+            return WARN, f"{self.frames_rejected} bad input frame(s) dropped"
+        return OK, "segmenting"
+
+    def key_values(self) -> list[tuple[str, str]]:
+        """Name/value pairs for ``DiagnosticStatus.values``."""
+        return [
+            ("state", self.state),
+            ("input_topic", self.input_topic),
+            ("subscription_qos", self.subscription_qos),
+            ("input_rate_hz", f"{self.input_rate_hz:.2f}"),
+            ("output_rate_hz", f"{self.output_rate_hz:.2f}"),
+            ("latency_mean_ms", _ms(self.latency_mean_ms)),
+            ("latency_p99_ms", _ms(self.latency_p99_ms)),
+            ("stamp_age_ms", _ms(self.stamp_age_ms)),
+            ("frames_received", str(self.frames_received)),
+            ("frames_processed", str(self.frames_processed)),
+            ("frames_dropped", str(self.frames_dropped)),
+            ("frames_rejected", str(self.frames_rejected)),
+            ("frames_failed", str(self.frames_failed)),
+            ("frames_waiting", str(self.frames_waiting)),
+            ("device", self.device),
+            ("precision", self.precision),
+            ("backend", self.backend),
+            ("model", self.model),
+        ]
+
+    def log_line(self) -> str:
+        """The periodic log line: rates, latency and counters in one sentence."""
+        return (
+            f"in {self.input_rate_hz:.1f} Hz, out {self.output_rate_hz:.1f} Hz, latency mean "
+            f"{_ms(self.latency_mean_ms)} ms p99 {_ms(self.latency_p99_ms)} ms, frames: "
+            f"{self.frames_received} received, {self.frames_processed} processed, "
+            f"{self.frames_dropped} dropped (latest wins), {self.frames_rejected} rejected, "
+            f"{self.frames_failed} failed; {self.model} on {self.device} ({self.precision}, {self.backend})"
+        )
+
+
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1f}"
+
+
+_TEXT_KEYS = frozenset({"state", "input_topic", "subscription_qos", "device", "precision", "backend", "model"})
+
+
+def parse_key_values(pairs: list[tuple[str, str]]) -> dict[str, float | str]:
+    """Inverse of :meth:`NodeReport.key_values` for readers: numbers as floats ('n/a' is NaN)."""
+    return {key: value if key in _TEXT_KEYS else float("nan") if value == "n/a" else float(value)
+            for key, value in pairs}

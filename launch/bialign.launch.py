@@ -1,0 +1,68 @@
+"""Launch the bialign node on one camera, optionally with RViz.
+
+    ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw weights:=/path/model.pt
+    ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw namespace:=front rviz:=true
+
+Outputs appear under ``<namespace>/segmentation/``. Unless FASTDDS_DEFAULT_PROFILES_FILE (or
+FASTRTPS_DEFAULT_PROFILES_FILE) is already set, the shipped Fast DDS transport profile for
+full-resolution frames is set for every process this launch starts; start the camera driver
+with the same profile (see config/fastdds_large_frames.xml).
+"""
+
+import os
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from bialign_ros.transport import LEGACY_PROFILE_ENV, PROFILE_ENV, PROFILE_NAME, profile_env_var, uses_fastdds
+
+PACKAGE = "bialign_ros"
+
+
+def generate_launch_description() -> LaunchDescription:
+    """The launch arguments, the transport profile, the node and (optionally) RViz."""
+    share = FindPackageShare(PACKAGE)
+    camera = LaunchConfiguration("camera")
+    namespace = LaunchConfiguration("namespace")
+    arguments = [
+        DeclareLaunchArgument("camera", default_value="/camera/image_raw",
+                              description="Camera image topic (sensor_msgs/Image); its camera_info sibling is "
+                                          "used too. With input_transport compressed, <camera>/compressed."),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="Namespace of the node and its outputs, e.g. front (one per camera)."),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "bialign.yaml"]),
+                              description="Parameter file in ros__parameters format."),
+        DeclareLaunchArgument("weights", description="bialign_ros checkpoint (.pt) to run (required)."),
+        DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N."),
+        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
+                              description="Also start RViz with config/bialign.rviz."),
+    ]
+    actions = []
+    if PROFILE_ENV not in os.environ and LEGACY_PROFILE_ENV not in os.environ and uses_fastdds(os.environ):
+        actions.append(SetEnvironmentVariable(profile_env_var(os.environ),
+                                              PathJoinSubstitution([share, "config", PROFILE_NAME])))
+    node = Node(
+        package=PACKAGE,
+        executable="bialign_node",
+        name="bialign",
+        namespace=namespace,
+        parameters=[LaunchConfiguration("params_file"),
+                    {"weights": LaunchConfiguration("weights"), "device": LaunchConfiguration("device")}],
+        remappings=[("image", camera)],
+        output="screen",
+        emulate_tty=True,
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="bialign_rviz",
+        namespace=namespace,
+        arguments=["-d", PathJoinSubstitution([share, "config", "bialign.rviz"])],
+        remappings=[("image", camera)],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    return LaunchDescription([*arguments, *actions, node, rviz])

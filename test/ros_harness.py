@@ -1,0 +1,141 @@
+"""Helpers for multi-process ROS tests: the node as a child process and an in-process peer node.
+
+Every child runs in its own process group on the test's ``ROS_DOMAIN_ID`` with discovery kept
+on this host, and is killed (with its children) when a test fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+from bialign_ros.cli.processes import ChildProcess, python_module, ros_env, wait_until
+
+__all__ = ["ChildProcess", "ros_env", "wait_until"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN_RANGE = range(100, 201)
+_domain_counter = itertools.count()
+
+
+def next_domain_id() -> int:
+    """A ROS domain for one test: spread by process id so concurrent test runs rarely share one."""
+    offset = (os.getpid() * 17 + next(_domain_counter)) % len(DOMAIN_RANGE)
+    return DOMAIN_RANGE[offset]
+
+
+def start_node(domain_id: int, *ros_args: str) -> ChildProcess:
+    """Start ``python -m bialign_ros.node --ros-args ...`` on ``domain_id``."""
+    return ChildProcess(python_module("bialign_ros.node", "--ros-args", *ros_args), ros_env(domain_id), cwd=ROOT)
+
+
+def reliable(depth: int = 10) -> QoSProfile:
+    """A reliable keep-last profile."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def best_effort(depth: int = 10) -> QoSProfile:
+    """A best-effort keep-last profile (the sensor-data reliability)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+@dataclass
+class Received:
+    """One received message and the monotonic time it arrived."""
+
+    msg: Any
+    at: float
+
+
+class Collector:
+    """Keeps every message of one subscription."""
+
+    def __init__(self) -> None:
+        self.items: list[Received] = []
+
+    def __call__(self, msg: Any) -> None:
+        self.items.append(Received(msg, time.monotonic()))
+
+    @property
+    def msgs(self) -> list[Any]:
+        """The received messages, oldest first."""
+        return [r.msg for r in self.items]
+
+    def wait_for(self, predicate: Callable[[Any], bool], timeout: float) -> Any:
+        """The first message matching ``predicate``, waiting up to ``timeout`` s; None if none came."""
+        def find() -> Any:
+            return next((m for m in list(self.msgs) if predicate(m)), None)
+        return wait_until(find, timeout)
+
+
+class RosPeer:
+    """A node in the test process, in its own rclpy context on ``domain_id``, spun on a thread."""
+
+    def __init__(self, domain_id: int, name: str = "test_peer") -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def collect(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Collector:
+        """Subscribe ``topic`` and keep every message."""
+        collector = Collector()
+        self.node.create_subscription(msg_type, topic, collector, qos or reliable())
+        return collector
+
+    def publisher(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Any:
+        """A publisher on ``topic``."""
+        return self.node.create_publisher(msg_type, topic, qos or reliable())
+
+    def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = 30.0) -> bool:
+        """True once ``publisher`` has matched ``count`` subscriptions."""
+        return bool(wait_until(lambda: publisher.get_subscription_count() >= count, timeout))
+
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 30.0) -> bool:
+        """True once ``topic`` has ``count`` publishers."""
+        return bool(wait_until(lambda: self.node.count_publishers(topic) >= count, timeout))
+
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0) -> Any:
+        """Call a service and return its response (None on timeout)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                return None
+            future = client.call_async(request)
+            return wait_until(lambda: future.done() and future.result(), timeout)
+        finally:
+            self.node.destroy_client(client)
+
+    def now_msg(self) -> Any:
+        """The peer's clock now, as a ``builtin_interfaces/Time``."""
+        return self.node.get_clock().now().to_msg()
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self._executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(5)

@@ -1,0 +1,305 @@
+"""The bialign node in its own process, driven over ROS topics from this test process.
+
+One node (raw input, latest frame wins, started with ``--params-file config/bialign.yaml``)
+serves the tests of this module in namespace /cam on a domain of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters  # noqa: E402
+from ros_harness import (  # noqa: E402
+    ROOT,
+    RosPeer,
+    best_effort,
+    next_domain_id,
+    reliable,
+    start_node,
+    wait_until,
+)
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from bialign_ros.codec import fill_image, image_to_rgb8, rgb8_to  # noqa: E402
+from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, OUTPUT_TOPICS  # noqa: E402
+from bialign_ros.node_params import PARAM_SPECS, color_to_hex  # noqa: E402
+from bialign_ros.node_report import parse_key_values  # noqa: E402
+from bialign_ros.segmenter import Segmenter  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+H, W = 96, 160
+NS = "/cam"
+ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "bayer_rggb8", "bayer_bggr8", "bayer_gbrg8",
+             "bayer_grbg8", "yuv422", "yuv422_yuy2", "uyvy", "rgb16", "bgr16", "mono16", "bayer_rggb16"]
+
+
+def scene(seed: int, h: int = H, w: int = W) -> np.ndarray:
+    """A smooth random RGB image (blocks of colour), so every encoding keeps its structure."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(small, 8, 0), 8, 1)
+
+
+def image_msg(rgb: np.ndarray, encoding: str, sec: int, frame_id: str = "cam_optical") -> Image:
+    """An Image message of ``rgb`` in ``encoding`` with a recognisable stamp."""
+    msg = fill_image(Image(), rgb8_to(encoding, rgb), encoding)
+    msg.header.stamp.sec = sec
+    msg.header.stamp.nanosec = 123
+    msg.header.frame_id = frame_id
+    return msg
+
+
+class Rig:
+    """The node process, the peer node of this test process and the subscriptions to the outputs."""
+
+    def __init__(self, weights: str) -> None:
+        self.domain = next_domain_id()
+        self.node = start_node(self.domain, "--params-file", str(ROOT / "config/bialign.yaml"),
+                               "-p", f"weights:={weights}", "-p", "stats_log_period:=1.0",
+                               "-r", f"__ns:={NS}", "-r", "image:=camera/image_raw")
+        self.peer = RosPeer(self.domain)
+        self.outputs = {key: self.peer.collect(Image, f"{NS}/segmentation/{key}", best_effort())
+                        for key in ("labels", "edges", "color", "overlay")}
+        self.camera_info_out = self.peer.collect(CameraInfo, f"{NS}/segmentation/camera_info")
+        self.diagnostics = self.peer.collect(DiagnosticArray, "/diagnostics")
+        self.image_pub = self.peer.publisher(Image, f"{NS}/camera/image_raw", reliable(depth=50))
+        self.info_pub = self.peer.publisher(CameraInfo, f"{NS}/camera/camera_info")
+        self.sec = 1000
+
+    def ready(self) -> None:
+        """Wait until the node matched the reliable camera publisher and every output reader."""
+        assert self.node.wait_for_output("reliability=reliable", 60), self.node.output
+        assert self.peer.wait_for_subscribers(self.image_pub), self.node.output
+        for key in self.outputs:
+            assert self.peer.wait_for_publishers(f"{NS}/segmentation/{key}"), key
+
+    def send(self, msg: Image) -> None:
+        self.image_pub.publish(msg)
+
+    def next_sec(self) -> int:
+        self.sec += 1
+        return self.sec
+
+    def wait_output(self, key: str, sec: int, timeout: float = 20.0) -> Image | None:
+        """The output ``key`` whose stamp has ``sec``."""
+        return self.outputs[key].wait_for(lambda m: m.header.stamp.sec == sec, timeout)
+
+    def latest_report(self, timeout: float = 5.0) -> dict:
+        """The node's next /diagnostics values after now."""
+        start = len(self.diagnostics.items)
+        assert wait_until(lambda: len(self.diagnostics.items) > start, timeout), "no /diagnostics from the node"
+        item = self.diagnostics.items[-1].msg
+        return parse_key_values([(kv.key, kv.value) for kv in item.status[0].values])
+
+    def close(self) -> int:
+        self.peer.close()
+        try:
+            return self.node.interrupt()
+        finally:
+            self.node.kill()
+
+
+@pytest.fixture(scope="module")
+def rig(untrained_weights):
+    r = Rig(str(untrained_weights))
+    try:
+        r.ready()
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture(scope="module")
+def segmenter(untrained_weights):
+    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
+    yield seg
+    seg.close()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_gives_labels_equal_to_the_segmenter(rig, segmenter, encoding):
+    sec = rig.next_sec()
+    msg = image_msg(scene(sec), encoding, sec)
+    rig.send(msg)
+    out = {key: rig.wait_output(key, sec) for key in rig.outputs}
+    for key, m in out.items():
+        assert m is not None, f"no {key} for {encoding}\n{rig.node.output[-3000:]}"
+        assert (m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id) == (sec, 123, "cam_optical")
+        assert (m.height, m.width) == (H, W)
+    assert out["labels"].encoding == "mono8" and out["edges"].encoding == "mono8"
+    assert out["color"].encoding == "rgb8" and out["overlay"].encoding == "rgb8"
+    expected = segmenter.segment(image_to_rgb8(msg))
+    labels = np.frombuffer(out["labels"].data, np.uint8).reshape(H, W)
+    np.testing.assert_array_equal(labels, expected.labels)
+    edges = np.frombuffer(out["edges"].data, np.uint8).reshape(H, W)
+    assert np.abs(edges.astype(int) - expected.edges_u8()).max() <= 1
+    color = np.frombuffer(out["color"].data, np.uint8).reshape(H, W, 3)
+    np.testing.assert_array_equal(color, segmenter.colorize(expected.labels))
+
+
+def test_padded_rows_and_big_endian_data_are_read_correctly(rig, segmenter):
+    rgb = scene(7)
+    padded = image_msg(rgb, "rgb8", rig.next_sec())
+    rows = np.zeros((H, W * 3 + 16), np.uint8)
+    rows[:, : W * 3] = rgb.reshape(H, -1)
+    padded.step, padded.data = W * 3 + 16, rows.tobytes()
+    big = image_msg(rgb, "rgb16", rig.next_sec())
+    big.is_bigendian, big.data = 1, (rgb.astype(">u2") * 257).tobytes()
+    for msg in (padded, big):
+        rig.send(msg)
+        out = rig.wait_output("labels", msg.header.stamp.sec)
+        assert out is not None, rig.node.output[-3000:]
+        labels = np.frombuffer(out.data, np.uint8).reshape(H, W)
+        np.testing.assert_array_equal(labels, segmenter.segment(rgb).labels)
+
+
+def test_camera_info_is_restamped_to_each_label_image(rig):
+    info = CameraInfo(width=W, height=H, distortion_model="plumb_bob")
+    info.k = [100.0, 0.0, W / 2, 0.0, 100.0, H / 2, 0.0, 0.0, 1.0]
+    info.header.frame_id = "cam_optical"
+    rig.info_pub.publish(info)
+    time.sleep(0.5)
+    sec = rig.next_sec()
+    rig.send(image_msg(scene(sec), "rgb8", sec))
+    out = rig.camera_info_out.wait_for(lambda m: m.header.stamp.sec == sec, 20)
+    assert out is not None, "segmentation/camera_info missing"
+    assert out.header.frame_id == "cam_optical" and out.header.stamp.nanosec == 123
+    assert list(out.k) == list(info.k) and (out.width, out.height) == (W, H)
+
+
+def test_bad_frames_are_dropped_and_counted_and_good_frames_still_processed(rig):
+    before = rig.latest_report()
+    short = image_msg(scene(1), "rgb8", 0)
+    short.data = bytes(short.data)[: W * 3 * 10]
+    unknown = image_msg(scene(2), "rgb8", 0)
+    unknown.encoding = "rgb42"
+    empty = Image(encoding="rgb8")
+    wrong_step = image_msg(scene(3), "rgb8", 0)
+    wrong_step.step = W  # smaller than width * 3
+    for bad in (short, unknown, empty, wrong_step):
+        bad.header.stamp.sec = rig.next_sec()
+        rig.send(bad)
+        time.sleep(0.3)  # let the worker take it before the good frame could replace it
+        sec = rig.next_sec()
+        rig.send(image_msg(scene(sec), "rgb8", sec))
+        assert rig.wait_output("labels", sec) is not None, rig.node.output[-3000:]
+        assert rig.wait_output("labels", bad.header.stamp.sec, timeout=0.1) is None
+    assert rig.node.wait_for_output("dropping a bad frame", 5)
+    assert "fewer than step" in rig.node.output
+    after = rig.latest_report()
+    assert after["frames_rejected"] - before["frames_rejected"] == 4
+    assert after["frames_processed"] - before["frames_processed"] >= 4
+    assert rig.node.proc.poll() is None
+
+
+def test_burst_faster_than_inference_keeps_latency_bounded(rig):
+    """Latest frame wins: a burst is thinned out, the last frame always comes out, drops are counted."""
+    before = rig.latest_report()
+    n = 40
+    rgb = scene(99)
+    secs = []
+    for _ in range(n):
+        sec = rig.next_sec()
+        secs.append(sec)
+        rig.send(image_msg(rgb, "rgb8", sec))
+        time.sleep(0.002)
+    sent_at = time.monotonic()
+    last = rig.wait_output("labels", secs[-1])
+    assert last is not None, rig.node.output[-3000:]
+    # The last frame waited for at most one frame in flight: far less than the whole burst.
+    assert time.monotonic() - sent_at < 3.0
+    time.sleep(0.5)
+    got = [m.header.stamp.sec for m in rig.outputs["labels"].msgs if m.header.stamp.sec in secs]
+    assert got == sorted(got) and len(got) < n
+    after = rig.latest_report()
+    delta = {k: after[k] - before[k] for k in ("frames_received", "frames_processed", "frames_dropped")}
+    # A keep-last subscription lets DDS replace a frame the executor had not taken yet (rare).
+    assert len(got) <= delta["frames_received"] <= n
+    assert delta["frames_processed"] == len(got)
+    assert delta["frames_dropped"] == delta["frames_received"] - len(got) > 0
+    assert after["latency_p99_ms"] < 3000
+
+
+def test_diagnostics_report_rates_latency_device_and_model(rig):
+    sec = rig.next_sec()
+    rig.send(image_msg(scene(sec), "rgb8", sec))
+    assert rig.wait_output("labels", sec) is not None
+    arrays = [m for m in rig.diagnostics.msgs if m.status and m.status[0].name.startswith("bialign")]
+    assert arrays, "no /diagnostics from the node"
+    status = arrays[-1].status[0]
+    values = rig.latest_report()
+    assert values["device"] == "cpu" and values["model"] == "bialign_dfnet2"
+    assert values["input_topic"] == f"{NS}/camera/image_raw"
+    assert values["frames_processed"] >= 1 and values["latency_mean_ms"] > 0
+    assert status.hardware_id == "cpu"
+    assert rig.node.wait_for_output("latency mean", 5)
+
+
+def test_node_publishes_exactly_its_documented_topics(rig):
+    names = dict(rig.peer.node.get_publisher_names_and_types_by_node("bialign", NS))
+    outputs = {f"{NS}/{topic}" for key, topic in OUTPUT_TOPICS.items() if key != "label_info"}
+    assert outputs <= set(names)
+    assert set(names) - outputs <= {f"{NS}/{OUTPUT_TOPICS['label_info']}", DIAGNOSTICS_TOPIC, "/rosout",
+                                    "/parameter_events", f"{NS}/bialign/transition_event"}
+    assert names[f"{NS}/{OUTPUT_TOPICS['labels']}"] == ["sensor_msgs/msg/Image"]
+    subscriptions = dict(rig.peer.node.get_subscriber_names_and_types_by_node("bialign", NS))
+    assert {f"{NS}/camera/image_raw", f"{NS}/camera/camera_info"} <= set(subscriptions)
+
+
+def test_parameters_come_from_the_params_file_and_describe_themselves(rig, segmenter):
+    names = [s.name for s in PARAM_SPECS] + ["class_names", "class_colors"]
+    resp = rig.peer.call(GetParameters, f"{NS}/bialign/get_parameters", GetParameters.Request(names=names))
+    assert resp is not None
+    got = dict(zip(names, resp.values))
+    assert got["device"].string_value == "auto" and got["qos_depth"].integer_value == 5
+    assert got["stats_log_period"].double_value == 1.0  # -p after --params-file wins
+    assert list(got["class_names"].string_array_value) == list(segmenter.meta.class_names)
+    assert list(got["class_colors"].string_array_value) == [color_to_hex(c) for c in segmenter.meta.class_colors]
+    desc = rig.peer.call(DescribeParameters, f"{NS}/bialign/describe_parameters",
+                         DescribeParameters.Request(names=["input_scale", "device", "class_names"]))
+    scale, device, class_names = desc.descriptors
+    assert scale.floating_point_range[0].from_value == 0.05 and scale.floating_point_range[0].to_value == 4.0
+    assert "cuda:N" in device.additional_constraints and device.description
+    assert class_names.read_only
+
+
+def _set(rig: Rig, name: str, value: ParameterValue) -> object:
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=value)])
+    return rig.peer.call(SetParameters, f"{NS}/bialign/set_parameters", request).results[0]
+
+
+def test_output_switches_and_alpha_change_at_runtime_and_bad_values_are_refused(rig):
+    off = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=False)
+    on = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True)
+    assert _set(rig, "publish_overlay", off).successful
+    try:
+        sec = rig.next_sec()
+        rig.send(image_msg(scene(sec), "rgb8", sec))
+        assert rig.wait_output("labels", sec) is not None and rig.wait_output("color", sec) is not None
+        assert rig.wait_output("overlay", sec, timeout=1.0) is None
+    finally:
+        assert _set(rig, "publish_overlay", on).successful
+    bad = _set(rig, "overlay_alpha", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))
+    assert not bad.successful and "overlay_alpha" in bad.reason
+    read_only = _set(rig, "device", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="cpu"))
+    assert not read_only.successful
+
+
+def test_ctrl_c_stops_the_node_cleanly(untrained_weights):
+    """A second node in its own domain ends with code 0 and no traceback on SIGINT (SIGTERM: see
+    test_node_compressed.py)."""
+    node = start_node(next_domain_id(), "-p", f"weights:={untrained_weights}")
+    try:
+        assert node.wait_for_output("subscribed to", 60), node.output
+        assert node.interrupt() == 0, node.output
+        assert "Traceback" not in node.output
+    finally:
+        node.kill()

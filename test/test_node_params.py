@@ -1,0 +1,101 @@
+"""Parameter specs and validation of the node, without ROS."""
+
+from __future__ import annotations
+
+import pytest
+
+from bialign_ros.node_params import (
+    PARAM_SPECS,
+    SPECS_BY_NAME,
+    NodeConfig,
+    ParamError,
+    color_to_hex,
+    defaults,
+    validate_param,
+    validate_params,
+)
+
+ISSUE_PARAMETERS = {"weights", "device", "precision", "input_scale", "overlay_alpha", "qos_reliability", "qos_depth",
+                    "publish_edges", "publish_color", "publish_overlay", "drop_frames", "autostart",
+                    "input_transport"}
+
+
+def test_every_issue_parameter_is_declared_with_a_description():
+    assert ISSUE_PARAMETERS <= set(SPECS_BY_NAME)
+    assert set(SPECS_BY_NAME) == set(NodeConfig.__dataclass_fields__)
+    for spec in PARAM_SPECS:
+        assert len(spec.description) > 20, spec.name
+        assert spec.allowed
+
+
+def test_defaults_are_valid_once_weights_are_given():
+    cfg = validate_params({"weights": "model.pt"})
+    assert cfg.device == "auto" and cfg.precision == "auto" and cfg.qos_reliability == "auto"
+    assert cfg.drop_frames and cfg.autostart and cfg.qos_depth == 5
+    assert {k: getattr(cfg, k) for k in defaults() if k != "weights"} == {k: v for k, v in defaults().items()
+                                                                           if k != "weights"}
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
+def test_device_accepts_auto_cpu_cuda_and_indexed_cuda(device):
+    assert validate_param("device", device) == device
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("device", "gpu", "parameter 'device': got 'gpu'; allowed: one of auto, cpu, cuda, cuda:N"),
+        ("device", "cuda:x", "allowed: one of auto, cpu, cuda, cuda:N"),
+        ("precision", "fp8", "allowed: one of auto, fp32, fp16, bf16"),
+        ("input_scale", 0.0, "parameter 'input_scale': got 0.0; allowed: a number in [0.05, 4]"),
+        ("input_scale", 4.5, "a number in [0.05, 4]"),
+        ("input_scale", "half", "a number in [0.05, 4]"),
+        ("overlay_alpha", 1.5, "a number in [0, 1]"),
+        ("qos_reliability", "sometimes", "one of auto, reliable, best_effort"),
+        ("qos_depth", 0, "an integer in [1, 100]"),
+        ("qos_depth", 2.0, "an integer in [1, 100]"),
+        ("qos_depth", True, "an integer in [1, 100]"),
+        ("publish_edges", "yes", "true or false"),
+        ("input_transport", "theora", "one of raw, compressed"),
+        ("no_frame_warning", -1.0, "a number in [0, 3600]"),
+    ],
+)
+def test_bad_values_name_the_parameter_and_the_allowed_values(name, value, message):
+    with pytest.raises(ParamError, match=f"parameter '{name}'") as info:
+        validate_param(name, value)
+    assert message in str(info.value)
+
+
+def test_an_integer_is_accepted_for_a_float_parameter():
+    assert validate_param("input_scale", 1) == 1.0
+    assert isinstance(validate_param("input_scale", 1), float)
+
+
+def test_weights_are_required():
+    with pytest.raises(ParamError, match="parameter 'weights' is required"):
+        validate_params({})
+
+
+def test_all_bad_values_are_reported_together():
+    with pytest.raises(ParamError) as info:
+        validate_params({"weights": "m.pt", "device": "gpu", "qos_depth": 0, "overlay_alpha": 2.0})
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert {line.split("'")[1] for line in lines} == {"device", "qos_depth", "overlay_alpha"}
+
+
+def test_unknown_parameters_are_rejected_by_name():
+    with pytest.raises(ParamError, match="unknown parameter.*'wieghts'"):
+        validate_params({"wieghts": "m.pt"})
+    with pytest.raises(ParamError, match="unknown parameter 'nope'"):
+        validate_param("nope", 1)
+
+
+def test_runtime_parameters_are_exactly_the_output_switches_and_alpha():
+    dynamic = {s.name for s in PARAM_SPECS if not s.read_only}
+    assert dynamic == {"publish_edges", "publish_color", "publish_overlay", "overlay_alpha"}
+
+
+def test_class_colors_are_hex_strings():
+    assert color_to_hex((128, 64, 128)) == "#804080"
+    assert color_to_hex((0, 0, 0)) == "#000000"

@@ -1,0 +1,72 @@
+"""The ROS tools around the node: camera simulator, demo driver and node benchmark, run for real."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_camera_sim_publishes_folder_images_with_camera_info(domain_id, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"frame_{i}.png"), rng.integers(0, 256, (48, 80, 3), dtype=np.uint8))
+    peer = RosPeer(domain_id)
+    images = peer.collect(Image, "/front/image")
+    infos = peer.collect(CameraInfo, "/front/camera_info")
+    sim = ChildProcess(python_module("bialign_ros.cli.camera_sim", "--folder", str(tmp_path), "--rate", "20",
+                                     "--count", "100", "--encoding", "bgr8", "--ros-args", "-r", "__ns:=/front"),
+                       ros_env(domain_id))
+    try:
+        assert sim.wait(60) == 0, sim.output
+        assert "published 100 frames" in sim.output  # 5 s: discovery takes 1-3 s of it
+        assert images.msgs, sim.output
+        first = images.msgs[-1]
+        assert (first.height, first.width, first.encoding) == (48, 80, "bgr8")
+        assert first.header.frame_id == "camera_optical_frame"
+        assert infos.msgs and infos.msgs[-1].k[0] == 80.0
+        assert {bytes(m.data) for m in images.msgs} <= {cv2.imread(str(p)).tobytes()
+                                                        for p in sorted(tmp_path.iterdir())}
+    finally:
+        peer.close()
+        sim.kill()
+
+
+def test_demo_drives_the_node_over_ros_and_writes_overlays_and_a_contact_sheet(untrained_weights, tmp_path,
+                                                                               capsys, domain_id):
+    code = ros_demo.main(["--weights", str(untrained_weights), "--out-dir", str(tmp_path), "--frames", "3",
+                          "--domain-id", str(domain_id),
+                          "--rate", "10", "--width", "160", "--height", "96", "--input-scale", "1.0"])
+    out = capsys.readouterr().out
+    assert code == 0, out + (tmp_path / "node.log").read_text()
+    overlays = sorted((tmp_path / "overlays").glob("overlay_*.png"))
+    assert len(overlays) == 3 and cv2.imread(str(overlays[0])).shape == (96, 160, 3)
+    sheet = cv2.imread(str(tmp_path / "contact_sheet.png"))
+    assert sheet.shape == (round(96 * ros_demo.THUMB_WIDTH / 160), 3 * ros_demo.THUMB_WIDTH, 3)
+    assert "input" in out and "Hz" in out and "latency" in out and "exit codes 0, 0" in out
+
+
+def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tmp_path, capsys, domain_id):
+    result_file = tmp_path / "bench.json"
+    code = node_benchmark.main(["--weights", str(untrained_weights), "--width", "160", "--height", "96",
+                                "--domain-id", str(domain_id),
+                                "--rate", "20", "--duration", "2", "--input-scale", "1.0", "--bare-frames", "3",
+                                "--json", str(result_file)])
+    assert code == 0
+    result = json.loads(result_file.read_text())
+    assert result["published"] == 40 and result["node_received"] == 40
+    assert result["node_processed"] + result["node_dropped"] == 40
+    assert result["outputs"] == result["node_processed"] > 1
+    assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
+    assert "ratio" in capsys.readouterr().out
