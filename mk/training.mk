@@ -1,0 +1,19 @@
+# Training package (training/): demo weights trained on the synthetic Cityscapes-format set.
+#   make demo-weights  trains them once (a few minutes on a CPU) and caches them at $(DEMO_WEIGHTS)
+#   make train-demo    retrains them from scratch (new data size or config) and replaces the cache
+DEMO_WEIGHTS := .cache/demo_weights/bialign_dfnet2_synthetic.pt
+DEMO_TRAIN_DIR := .cache/demo_training
+DEMO_TRAIN_FLAGS := --out $(DEMO_WEIGHTS) --work-dir $(DEMO_TRAIN_DIR)
+# One OpenMP thread: two threads stall badly (10x slower steps) when another process takes a core.
+DEMO_TRAIN_THREADS ?= 1
+
+.PHONY: demo-weights train-demo
+
+demo-weights: $(DEMO_WEIGHTS)
+
+# Order-only on the venv: reinstalling packages does not retrain the cached weights.
+$(DEMO_WEIGHTS): | $(STAMP)
+	OMP_NUM_THREADS=$(DEMO_TRAIN_THREADS) $(PY) -m training.demo_weights $(DEMO_TRAIN_FLAGS)
+
+train-demo: venv
+	OMP_NUM_THREADS=$(DEMO_TRAIN_THREADS) $(PY) -m training.demo_weights $(DEMO_TRAIN_FLAGS) --fresh

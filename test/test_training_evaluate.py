@@ -1,0 +1,114 @@
+"""python -m training.evaluate: metrics, benchmark-named label-ID PNGs, plots, and agreement
+with the official cityscapesscripts evaluator."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bialign_ros.checkpoint import ModelMeta, save_checkpoint
+from bialign_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_NAMES
+from bialign_ros.model import build_model
+from training import evaluate
+from training.config import load_config
+from training.distributed import DistContext
+from training.train import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A synthetic set and a checkpoint trained on it for a few steps."""
+    from bialign_ros.synthetic import write_cityscapes
+
+    root = tmp_path_factory.mktemp("synthetic_eval")
+    write_cityscapes(root, split="train", num_images=6, height=64, width=128, seed=2, progress=False)
+    write_cityscapes(root, split="val", num_images=3, height=64, width=128, seed=2, progress=False)
+    cfg = load_config(None, [
+        f"data.root={root}", f"out_dir={root / 'run'}", "device=cpu", "data.crop_size=64", "data.workers=0",
+        "data.class_uniform_tile=64", "optim.iterations=12", "optim.batch_size=4", "optim.lr=0.05",
+        "loss.ohem_min_kept=1000", "val_every=0", "ckpt_every=0",
+    ])
+    train(cfg, DistContext(), progress=False)
+    return root, root / "run" / "final.pt"
+
+
+def _official(pred_dir: Path, gt_files: list[str]) -> dict:
+    ev = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
+    args = ev.CArgs()
+    for key, value in vars(ev.args).items():
+        setattr(args, key, value)
+    args.predictionPath, args.predictionWalk = str(pred_dir), None
+    args.evalInstLevelScore, args.JSONOutput, args.quiet = False, False, True
+    preds = [ev.getPrediction(args, gt) for gt in gt_files]
+    return ev.evaluateImgLists(preds, gt_files, args)
+
+
+def test_evaluate_agrees_with_official_evaluator(trained, tmp_path):
+    root, weights = trained
+    out = tmp_path / "eval"
+    rc = evaluate.main(["--weights", str(weights), "--data-root", str(root), "--split", "val",
+                        "--device", "cpu", "--out-dir", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 3 and metrics["split"] == "val"
+    assert list(metrics["per_class_iou"]) == list(CITYSCAPES_NAMES)
+    assert np.asarray(metrics["confusion_matrix"]).sum() == metrics["num_pixels"] > 0
+    for name in ("per_class_iou.png", "confusion_matrix.png"):
+        assert cv2.imread(str(out / name)) is not None
+
+    gts = sorted(str(p) for p in (root / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))
+    names = [Path(g).name.replace("_gtFine_labelIds.png", "") for g in gts]
+    assert sorted(p.name for p in (out / "pred").iterdir()) == [f"{n}_leftImg8bit.png" for n in names]
+    label_ids = {c.label_id for c in CITYSCAPES_CLASSES}
+    pred = cv2.imread(str(out / "pred" / f"{names[0]}_leftImg8bit.png"), cv2.IMREAD_UNCHANGED)
+    assert pred.shape == (64, 128) and pred.dtype == np.uint8 and set(np.unique(pred)) <= label_ids
+
+    official = _official(out / "pred", gts)
+    assert metrics["miou"] == pytest.approx(official["averageScoreClasses"], abs=1e-12)
+    for name, iou in metrics["per_class_iou"].items():
+        ref = official["classScores"][name]
+        assert (iou is None and np.isnan(ref)) or iou == pytest.approx(ref, abs=1e-12), name
+    assert sum(v is not None for v in metrics["per_class_iou"].values()) >= 5
+
+
+def test_multiscale_flip_evaluation(trained, tmp_path):
+    root, weights = trained
+    out = tmp_path / "ms"
+    rc = evaluate.main(["--weights", str(weights), "--data-root", str(root), "--device", "cpu", "--scales",
+                        "0.75", "1.25", "--flip", "--max-images", "2", "--no-pred", "--out-dir", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["num_images"], metrics["scales"], metrics["flip"]) == (2, [0.75, 1.25], True)
+    assert 0 < metrics["num_pixels"] <= 2 * 64 * 128
+    assert 0.0 <= metrics["miou"] <= 1.0
+    assert not any((out / "pred").iterdir())
+
+
+def test_predict_probabilities_averages_views():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 5, 1)  # pointwise, so mirroring commutes with it
+
+    def forward(x):
+        return conv(x)
+
+    x = torch.randn(1, 3, 16, 24)
+    with torch.no_grad():
+        single = evaluate.predict_probabilities(forward, x)
+        flipped = evaluate.predict_probabilities(forward, x, flip=True)
+        multi = evaluate.predict_probabilities(forward, x, scales=(0.5, 1.0, 1.5), flip=True)
+    torch.testing.assert_close(single, conv(x).softmax(1))
+    torch.testing.assert_close(flipped, single)
+    assert multi.shape == (1, 5, 16, 24)
+    torch.testing.assert_close(multi.sum(1), torch.ones(1, 16, 24))
+
+
+def test_non_cityscapes_checkpoint_is_refused(trained, tmp_path):
+    root, _ = trained
+    meta = ModelMeta(class_names=("a", "b", "c"), class_colors=((0, 0, 0),) * 3)
+    weights = save_checkpoint(tmp_path / "three.pt", build_model(num_classes=3).state_dict(), meta)
+    with pytest.raises(SystemExit, match="needs the 19 Cityscapes classes"):
+        evaluate.main(["--weights", str(weights), "--data-root", str(root), "--device", "cpu",
+                       "--out-dir", str(tmp_path / "x")])

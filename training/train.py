@@ -1,0 +1,444 @@
+"""Train BiAlignNet on Cityscapes-format data: ``python -m training.train --config C.yaml``.
+
+One process per device; under ``torchrun`` the processes form a DDP group (NCCL on GPUs, gloo
+on CPU) with synchronised batch norm. ``optim.batch_size`` is the global batch: each optimiser
+step accumulates ``batch_size / (world_size * batch_per_device)`` micro-batches per process, so
+the recipe's 16-image batch is kept on any number of devices.
+
+Files in ``out_dir`` (rank 0 writes):
+
+- ``last.pt``: resume state (model, optimiser, scheduler, grad scaler, step), every
+  ``ckpt_every`` steps. A rerun with the same ``out_dir`` continues from it. Data order,
+  augmentation and dropout are functions of ``(seed, step)``, so the resumed run sees exactly
+  the samples the uninterrupted run would have seen.
+- ``best.pt`` / ``final.pt``: weights only, for the runtime (``bialign_node``, ``Segmenter``).
+- ``config.yaml``, ``scalars.jsonl`` (+ ``tensorboard/`` when installed), ``curves.png``.
+
+All checkpoints are :mod:`bialign_ros.checkpoint` files; ``meta.training`` holds the config.
+A non-finite loss stops the run (exit code 3) without writing over the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from bialign_ros.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from bialign_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
+from bialign_ros.metrics import summarize
+from bialign_ros.model import build_model, load_backbone_state_dict
+from training import distributed as du
+from training.config import ConfigError, TrainConfig, config_to_dict, load_config
+from training.data import (
+    CityscapesEvalSet,
+    CityscapesTrainSet,
+    DatasetError,
+    Sample,
+    find_samples,
+    iter_train_ids,
+    label_id_to_train_id_lut,
+)
+from training.evaluate import evaluate_confusion
+from training.losses import LOSS_TERMS, edge_guided_loss
+from training.plots import plot_training_curves
+from training.sampler import (
+    CentroidIndex,
+    ShardedEpochSampler,
+    build_centroid_index,
+    centroid_cache_key,
+    load_centroid_index,
+    save_centroid_index,
+)
+from training.scalars import ScalarWriter
+from training.transforms import TrainAugmentation, normalize
+
+EXIT_NON_FINITE = 3
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained (unwrapped) model and where the run stands."""
+
+    model: nn.Module
+    step: int
+    best_miou: float | None
+    last_miou: float | None
+    out_dir: Path
+
+
+def poly_factor(step: int, total: int, power: float) -> float:
+    """Learning-rate multiplier ``(1 - step / total) ** power`` of the poly schedule."""
+    return max(0.0, 1.0 - step / total) ** power
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype for ``optim.amp``: ``auto`` is bf16 (fp16 on older GPUs) on CUDA
+    and full precision on the CPU."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16" and device.type != "cuda":
+        raise ValueError("optim.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def read_backbone_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of an ImageNet DFNet file, unwrapped from ``state_dict`` and ``module.`` prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def build_training_model(
+    cfg: TrainConfig, ctx: du.DistContext, state: dict | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """The model with auxiliary and edge heads, on its device, SyncBN + DDP when distributed.
+
+    ``state`` (a resumed state dict) takes precedence over ``model.backbone_weights``.
+    Returns ``(model, model_without_ddp)``.
+    """
+    model = build_model(cfg.model.arch, num_classes=NUM_CLASSES, gate=cfg.model.gate, aux=True, edge=True)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    elif cfg.model.backbone_weights:
+        ignored = load_backbone_state_dict(model, read_backbone_file(cfg.model.backbone_weights))
+        if ctx.is_main and ignored:
+            print(f"backbone weights: ignored {len(ignored)} non-backbone keys ({', '.join(ignored[:4])}...)")
+    model.to(ctx.device)
+    if not ctx.distributed:
+        return model, model
+    model = sync_batchnorm(model, cfg.model.sync_bn, ctx)
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids), model
+
+
+def sync_batchnorm(model: nn.Module, enabled: bool, ctx: du.DistContext) -> nn.Module:
+    """Turn every BatchNorm into a SyncBatchNorm for a multi-GPU run.
+
+    All of them are synchronised, including those inside the backbone's residual blocks, which
+    the authors' code leaves local. PyTorch synchronises batch norm on GPUs only: CPU (gloo)
+    processes each normalise their own batch, and rank 0's running statistics are copied to
+    the others before validation and at the end.
+    """
+    if not (enabled and ctx.distributed):
+        return model
+    if ctx.device.type != "cuda":
+        if ctx.is_main:
+            print("note: SyncBatchNorm needs GPUs; on the CPU every process normalises its own batch")
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (the recipe: weight decay on every parameter, no Nesterov) or AdamW."""
+    o = cfg.optim
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def load_or_build_centroids(
+    samples: Sequence[Sample], cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
+) -> CentroidIndex:
+    """Class-uniform centroids of the training labels, cached in ``out_dir`` (rank 0 builds)."""
+    tile = cfg.data.class_uniform_tile
+    key = centroid_cache_key([s.name for s in samples], NUM_CLASSES, tile)
+    path = Path(cfg.out_dir) / f"class_centroids_{cfg.data.train_split}_tile{tile}.json"
+    if ctx.is_main and load_centroid_index(path, key) is None:
+        maps = iter_train_ids(samples, label_id_to_train_id_lut())
+        maps = tqdm(maps, total=len(samples), desc="class centroids", leave=False, disable=not progress)
+        save_centroid_index(path, build_centroid_index(maps, NUM_CLASSES, tile), key)
+    du.barrier(ctx)
+    index = load_centroid_index(path, key)
+    assert index is not None  # written above by rank 0
+    return index
+
+
+def make_meta(cfg: TrainConfig, **training: Any) -> ModelMeta:
+    """Checkpoint metadata: the Cityscapes class table, ImageNet normalisation and the config."""
+    return ModelMeta(
+        arch=cfg.model.arch,
+        gate=cfg.model.gate,
+        class_names=CITYSCAPES_NAMES,
+        class_colors=CITYSCAPES_COLORS,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        channel_order="rgb",
+        training={"config": config_to_dict(cfg), **training},
+    )
+
+
+def validate(
+    model: nn.Module, dataset: CityscapesEvalSet, cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
+) -> dict:
+    """Whole-image, single-scale validation; returns :func:`bialign_ros.metrics.summarize`."""
+    was_training = model.training
+    model.eval()
+
+    def preprocess(image: np.ndarray) -> torch.Tensor:
+        return normalize(image, IMAGENET_MEAN, IMAGENET_STD).unsqueeze(0).to(ctx.device)
+
+    matrix, _ = evaluate_confusion(
+        lambda x: model(x)[0], preprocess, dataset, ctx, NUM_CLASSES,
+        max_images=cfg.data.val_max_images, progress=progress,
+    )
+    model.train(was_training)
+    return summarize(matrix, CITYSCAPES_NAMES)
+
+
+def train_step(
+    model: nn.Module,
+    batches: Sequence[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp: torch.dtype | None,
+    cfg: TrainConfig,
+    ctx: du.DistContext,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step over ``batches`` (gradient accumulation); returns the mean loss terms.
+
+    Gradients are all-reduced only on the last micro-batch. Raises :class:`NonFiniteLossError`
+    on every process, before the update, when any process saw a non-finite loss.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        sync = contextlib.nullcontext() if last or not ctx.distributed else model.no_sync()
+        with sync:
+            image = batch["image"].to(ctx.device, non_blocking=True)
+            labels = batch["labels"].to(ctx.device, non_blocking=True)
+            edges = batch["edges"].to(ctx.device, non_blocking=True)
+            with torch.autocast(ctx.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                outputs = model(image)
+            terms = edge_guided_loss(outputs, labels, edges, cfg.loss)
+            scaler.scale(terms["total"] / len(batches)).backward()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() / len(batches)
+    if du.any_process(not bool(torch.isfinite(sums["total"])), ctx):
+        raise NonFiniteLossError(
+            "training loss is not finite ("
+            + ", ".join(f"{k}={float(v):.4g}" for k, v in sums.items())
+            + ")"
+        )
+    scaler.step(optimizer)
+    scaler.update()
+    return sums
+
+
+def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Run (or continue) the training described by ``cfg`` in this process."""
+    out = Path(cfg.out_dir)
+    o = cfg.optim
+    if o.batch_size % (ctx.world_size * o.batch_per_device):
+        raise ValueError(
+            f"optim.batch_size {o.batch_size} is not a multiple of {ctx.world_size} processes x "
+            f"optim.batch_per_device {o.batch_per_device}"
+        )
+    per_process = o.batch_size // ctx.world_size
+    accumulation = per_process // o.batch_per_device
+    if not cfg.data.root:
+        raise DatasetError("no data root: set data.root in the config or pass --data-root")
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    du.barrier(ctx)
+
+    samples = find_samples(cfg.data.root, cfg.data.train_split)
+    d = cfg.data
+    augmentation = TrainAugmentation(
+        crop_size=d.crop_size, scale_min=d.scale_min, scale_max=d.scale_max, hflip=d.hflip,
+        color_jitter=d.color_jitter, blur_sigma=d.blur_sigma, blur_prob=d.blur_prob,
+    )
+    train_set = CityscapesTrainSet(
+        samples, augmentation, load_or_build_centroids(samples, cfg, ctx, progress), NUM_CLASSES,
+        class_uniform_pct=d.class_uniform_pct, edge_width=d.edge_width, seed=cfg.seed,
+    )
+    steps_per_epoch = len(train_set) // o.batch_size
+    if steps_per_epoch == 0:
+        raise DatasetError(f"an epoch has {len(train_set)} samples, fewer than one batch of {o.batch_size}")
+    sampler = ShardedEpochSampler(
+        len(train_set), steps_per_epoch * per_process, ctx.world_size, ctx.rank, seed=cfg.seed
+    )
+    val_set = CityscapesEvalSet(find_samples(d.root, d.val_split)) if cfg.val_every else None
+
+    last_path = out / "last.pt"
+    resume_state: dict[str, Any] = {}
+    weights = None
+    if resume and last_path.is_file():
+        weights, _, resume_state = load_checkpoint(last_path)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every process and every rerun
+    model, bare = build_training_model(cfg, ctx, weights)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(poly_factor, total=o.iterations, power=o.poly_power)
+    )
+    amp = autocast_dtype(o.amp, ctx.device)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp == torch.float16)
+    step, best, last_miou = 0, None, None
+    if resume_state:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        scaler.load_state_dict(resume_state["scaler"])
+        step, best = int(resume_state["step"]), resume_state.get("best_miou")
+        if ctx.is_main:
+            print(f"resuming from {last_path} at step {step}/{o.iterations}")
+
+    writer = ScalarWriter(out) if ctx.is_main else None
+    if ctx.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+    def checkpoint_state() -> dict[str, Any]:
+        return {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "best_miou": best,
+            "world_size": ctx.world_size,
+        }
+
+    epoch, offset = divmod(step, steps_per_epoch)
+    sampler.set_start(epoch, offset * per_process)
+    loader = DataLoader(
+        train_set, batch_size=o.batch_per_device, sampler=sampler, num_workers=d.workers,
+        pin_memory=ctx.device.type == "cuda", drop_last=True,
+    )
+    batches = iter(loader)
+    bar = tqdm(total=o.iterations, initial=step, desc="train", disable=not (progress and ctx.is_main))
+    model.train()
+    try:
+        while step < o.iterations:
+            # Dropout draws from the global generator: seed it per step for exact resumes.
+            torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + ctx.rank)
+            terms = train_step(
+                model, [next(batches) for _ in range(accumulation)], optimizer, scaler, amp, cfg, ctx
+            )
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            if cfg.log_every and (step % cfg.log_every == 0 or step == o.iterations):
+                names = [*LOSS_TERMS, "total"]
+                mean = du.all_reduce_mean(torch.stack([terms[k].float() for k in names]), ctx)
+                scalars = {f"loss/{k}": float(v) for k, v in zip(names, mean)}
+                scalars["lr"] = optimizer.param_groups[0]["lr"]
+                bar.set_postfix(loss=f"{scalars['loss/total']:.3f}", lr=f"{scalars['lr']:.2e}")
+                if writer:
+                    writer.add(step, scalars)
+            if val_set is not None and (step % cfg.val_every == 0 or step == o.iterations):
+                du.broadcast_buffers(bare, ctx)
+                summary = validate(bare, val_set, cfg, ctx, progress)
+                last_miou = summary["miou"]
+                if writer:
+                    writer.add(step, {"val/miou": last_miou or 0.0, "val/pixel_accuracy":
+                                      summary["pixel_accuracy"] or 0.0})
+                    bar.write(f"step {step}: val mIoU {100 * (last_miou or 0):.2f}%")
+                if last_miou is not None and (best is None or last_miou > best):
+                    best = last_miou
+                    if ctx.is_main:
+                        save_checkpoint(out / "best.pt", bare.state_dict(),
+                                        make_meta(cfg, step=step, val_miou=best, val=summary))
+            if ctx.is_main and cfg.ckpt_every and (step % cfg.ckpt_every == 0 or step == o.iterations):
+                meta = make_meta(cfg, step=step)
+                save_checkpoint(last_path, bare.state_dict(), meta, checkpoint_state())
+    except NonFiniteLossError as exc:
+        kept = f"last good checkpoint: {last_path}" if last_path.is_file() else "no checkpoint written yet"
+        raise NonFiniteLossError(f"step {step + 1}: {exc}; stopping, {kept}") from exc
+    finally:
+        del batches  # stops the loader's worker processes
+        bar.close()
+        if writer:
+            writer.close()
+    du.broadcast_buffers(bare, ctx)
+    if ctx.is_main:
+        save_checkpoint(out / "final.pt", bare.state_dict(), make_meta(cfg, step=step, val_miou=last_miou))
+        if writer and writer.jsonl_path.is_file():
+            plot_training_curves(writer.jsonl_path, out / "curves.png")
+    du.barrier(ctx)
+    return TrainResult(model=bare, step=step, best_miou=best, last_miou=last_miou, out_dir=out)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``python -m training.train``."""
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="YAML config (default: the built-in Cityscapes recipe)")
+    p.add_argument("--data-root", help="Cityscapes root holding leftImg8bit/ and gtFine/ (data.root)")
+    p.add_argument("--out-dir", help="run directory for checkpoints and logs (out_dir)")
+    p.add_argument("--backbone-weights", help="ImageNet DFNet weights file (model.backbone_weights)")
+    p.add_argument("--iterations", type=int, help="optimiser steps (optim.iterations)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="device (device)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config field, e.g. --set optim.lr=0.02 (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/last.pt exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config file with the shortcut flags and ``--set`` overrides applied (flags win)."""
+    shortcuts = {
+        "data.root": args.data_root,
+        "out_dir": args.out_dir,
+        "model.backbone_weights": args.backbone_weights,
+        "optim.iterations": args.iterations,
+        "device": args.device,
+    }
+    overrides = list(args.overrides)
+    overrides += [f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None]
+    return load_config(args.config, overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = get_args_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ctx = du.init_distributed(cfg.device)
+    try:
+        result = train(cfg, ctx, resume=not args.no_resume, progress=not args.no_progress)
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        du.cleanup()
+    if ctx.is_main:
+        miou = "n/a" if result.last_miou is None else f"{100 * result.last_miou:.2f}%"
+        print(f"done: {result.step} steps, val mIoU {miou}; weights: {result.out_dir / 'final.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
