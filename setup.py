@@ -20,6 +20,10 @@ CONSOLE_SCRIPTS = [
     "bialign_camera_sim = bialign_ros.cli.camera_sim:main",
     "bialign_node_benchmark = bialign_ros.cli.node_benchmark:main",
     "bialign_ros_demo = bialign_ros.cli.ros_demo:main",
+    "bialign_make_bag = bialign_ros.cli.make_bag:main",
+    "bialign_bag_play = bialign_ros.cli.bag_play:main",
+    "bialign_bag_eval = bialign_ros.cli.bag_eval:main",
+    "bialign_eval_live = bialign_ros.cli.eval_live:main",
 ]
 
 setup(

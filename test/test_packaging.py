@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS = ["bialign_segment", "bialign_benchmark", "bialign_convert", "bialign_synth", "bialign_node",
-           "bialign_camera_sim"]
+           "bialign_camera_sim", "bialign_make_bag", "bialign_bag_play", "bialign_bag_eval", "bialign_eval_live"]
 
 
 def _declared_scripts() -> set[str]:
