@@ -1,30 +1,35 @@
 """The inference engine: an RGB uint8 image in, labels and an edge map at the same resolution out.
 
-Pure Python (PyTorch, NumPy, OpenCV); the ROS node, the CLIs and the rosbag evaluation all run
-images through :class:`Segmenter`, so pre- and post-processing exist once.
+Pure Python (PyTorch, ONNX Runtime, NumPy, OpenCV); the ROS node, the CLIs and the rosbag
+evaluation all run images through :class:`Segmenter`, so pre- and post-processing exist once.
+The network itself runs in a backend (:mod:`bialign_ros.backends`): PyTorch for ``.pt``
+checkpoints, ONNX Runtime for ``.onnx`` exports (fp32, fp16 or int8), TensorRT for engines. All of
+them run the same inference graph (normalisation, argmax and edge sigmoid inside), so the
+Segmenter only resizes when the network input differs from the image and packs the results.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from bialign_ros.checkpoint import ModelMeta, load_checkpoint
+from bialign_ros.backends.base import BACKENDS, Runner, backend_for_file
+from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.colorize import colorize, make_palette, overlay
-from bialign_ros.model import build_model
+from bialign_ros.export import MIN_DYNAMIC_SIDE
 
 LOG = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_TRAIN_ONLY_PREFIXES = ("cxt16_aux.", "cxt8_aux.")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+MIN_SIDE = 8
 
 
 def resolve_device(device: str) -> torch.device:
@@ -44,13 +49,16 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """Choose the compute precision: fp16 on CUDA and fp32 on CPU for ``auto``."""
+    """Choose the PyTorch compute precision: fp16 on CUDA and fp32 on CPU for ``auto``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
+    if precision == "int8":
+        raise ValueError("precision 'int8' runs through onnxruntime: make a file with 'bialign_quantize "
+                         "--weights W.pt --calib DIR --out W.int8.onnx' and pass it as weights")
     return precision
 
 
@@ -70,107 +78,184 @@ class SegmentationResult:
         return np.rint(self.edges * 255.0).astype(np.uint8)
 
 
-class Segmenter:
-    """Runs BiAlignNet on single HxWx3 uint8 RGB images.
+def _check_image(image: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.dtype} array of shape "
+                         f"{image.shape}")
+    if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
+        raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} is too small "
+                         f"(at least {MIN_SIDE}x{MIN_SIDE})")
 
-    Use :meth:`from_checkpoint`. On CUDA the model runs in fp16 with channels_last and the
-    resize/argmax happen on the device, so only uint8 labels travel back to the host.
+
+class Segmenter:
+    """Runs BiAlignNet on H x W x 3 uint8 RGB images through one of the backends.
+
+    Use :meth:`from_checkpoint`. The network input is the image itself, or the image resized by
+    ``input_scale``, or resized to the fixed size of an exported graph (multiples of 8 for a
+    dynamic-size export). When it differs from the image, labels come back to the image's size by
+    nearest neighbour and edges bilinearly; otherwise they are the graph's outputs unchanged.
     """
 
-    backend = "torch"
-
-    def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: torch.device, precision: str,
-                 input_scale: float = 1.0) -> None:
+    def __init__(self, runner: Runner, meta: ModelMeta, input_scale: float = 1.0,
+                 model: torch.nn.Module | None = None):
         if not 0.0 < input_scale <= 4.0:
             raise ValueError(f"input_scale must be in (0, 4], got {input_scale}")
+        self.runner = runner
         self.meta = meta
-        self.device_obj = device
-        self.precision = precision
         self.input_scale = float(input_scale)
+        self._model = model
         self._palette = make_palette(meta.class_colors)
-        self._model = model.eval().to(device)
-        if device.type == "cuda":
-            self._model = self._model.to(memory_format=torch.channels_last)
-            if precision == "fp16":
-                self._model = self._model.half()
-        self._dtype = torch.float16 if precision == "fp16" else torch.float32
-        mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(meta.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self._mean = mean.to(device)
-        self._inv_std = (1.0 / std).to(device)
+        self._fixed_warned = False
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto",
-                        input_scale: float = 1.0, warmup: bool = True) -> Segmenter:
-        """Load a bialign_ros checkpoint and prepare it for inference.
+                        input_scale: float = 1.0, warmup: bool = True, backend: str = "auto",
+                        compile: bool = False, threads: int = 0) -> Segmenter:
+        """Load weights and prepare them for inference.
 
-        ``device``: auto|cpu|cuda|cuda:N; ``precision``: auto|fp32|fp16|bf16; ``input_scale``
-        resizes the network input (e.g. 0.5 on a CPU) while outputs stay at the image's size.
+        ``path``: a bialign_ros checkpoint (``.pt``), an ONNX export (``.onnx``, fp32/fp16/int8) or a
+        TensorRT engine (``.engine``/``.plan`` beside its ``.onnx``). ``backend``: auto (from the file),
+        torch, onnxruntime or tensorrt. ``device``: auto|cpu|cuda|cuda:N. ``precision``:
+        auto|fp32|fp16|bf16|int8; exported files hold their own precision, which ``auto`` takes and
+        any other value must match. ``input_scale`` resizes the network input (e.g. 0.5 on a CPU)
+        while outputs stay at the image's size. ``compile`` wraps the torch backend in
+        ``torch.compile``; ``threads`` sets ONNX Runtime's intra-op threads (0: physical cores).
         """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         dev = resolve_device(device)
-        prec = resolve_precision(precision, dev)
-        state, meta, _ = load_checkpoint(path)
+        chosen = backend_for_file(path, backend)
+        model = None
+        if chosen == "torch":
+            from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
+
+            prec = resolve_precision(precision, dev)
+            model, meta = load_inference_model(path)
+            runner: Runner = TorchRunner(model, meta, dev, prec, compile=compile)
+            model = model.to(dev, torch.float16 if prec == "fp16" else torch.float32)  # for forward()
+        else:
+            if precision not in PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+            if chosen == "onnxruntime":
+                from bialign_ros.backends.ort_runner import OrtRunner
+
+                runner = OrtRunner(path, str(dev), threads=threads)
+            else:
+                from bialign_ros.backends.tensorrt_runner import TensorRTRunner
+
+                runner = TensorRTRunner(path, str(dev))
+            meta = runner.meta
+            if precision not in ("auto", runner.precision):
+                raise ValueError(f"{Path(path).name} holds a {runner.precision} model; precision must be "
+                                 f"'auto' or '{runner.precision}', got {precision!r}")
+        seg = cls(runner, meta, input_scale, model=model)
         if meta.training.get("untrained"):
             LOG.warning("%s holds UNTRAINED weights: labels and edges will be noise", path)
-        model = build_model(meta.arch, num_classes=meta.num_classes, gate=meta.gate, aux=False, edge=True)
-        state = {k: v for k, v in state.items() if not k.startswith(_TRAIN_ONLY_PREFIXES)}
-        model.load_state_dict(state, strict=True)
-        seg = cls(model, meta, dev, prec, input_scale)
         if warmup:
             seg.segment(np.zeros((256, 512, 3), np.uint8))
         return seg
 
     @property
-    def device(self) -> str:
-        """The device the model runs on, e.g. ``cpu`` or ``cuda:0``."""
-        return str(self.device_obj)
+    def backend(self) -> str:
+        """torch, onnxruntime or tensorrt."""
+        return self.runner.name
 
     @property
-    def model(self) -> torch.nn.Module:
-        """The underlying network (eval mode)."""
+    def device(self) -> str:
+        """The device the model runs on, e.g. ``cpu`` or ``cuda:0``."""
+        return self.runner.device
+
+    @property
+    def device_obj(self) -> torch.device:
+        """The device as a torch device."""
+        return torch.device(self.runner.device)
+
+    @property
+    def precision(self) -> str:
+        """The compute precision: fp32, fp16, bf16 or int8."""
+        return self.runner.precision
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The underlying network (eval mode) for the torch backend; None for exported files."""
         return self._model
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """HxWx3 uint8 RGB -> 1x3xhxw normalised tensor on the device (h, w after input_scale)."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.dtype} array of shape {image.shape}")
-        if image.shape[0] < 8 or image.shape[1] < 8:
-            raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} is too small (at least 8x8)")
-        if self.meta.channel_order == "bgr":
-            image = image[:, :, ::-1]
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the network runs at for an image of ``height`` x ``width``."""
+        fixed = self.runner.fixed_size
+        if fixed is not None:
+            if self.input_scale != 1.0 and not self._fixed_warned:
+                LOG.warning("input_scale %g is ignored: the model's input size is fixed at %dx%d",
+                            self.input_scale, fixed[1], fixed[0])
+                self._fixed_warned = True
+            return fixed
+        h, w = height, width
         if self.input_scale != 1.0:
-            h, w = image.shape[:2]
-            size = (max(8, round(w * self.input_scale)), max(8, round(h * self.input_scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if self.input_scale < 1 else cv2.INTER_LINEAR)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
-        if self.device_obj.type == "cuda":
-            x = x.pin_memory().to(self.device_obj, non_blocking=True)
-        x = (x.float() - self._mean) * self._inv_std
-        if self.device_obj.type == "cuda":
-            x = x.to(self._dtype).contiguous(memory_format=torch.channels_last)
-        return x
+            h, w = max(MIN_SIDE, round(h * self.input_scale)), max(MIN_SIDE, round(w * self.input_scale))
+        m = self.runner.size_multiple
+        if m > 1:
+            low = max(m, MIN_DYNAMIC_SIDE)
+            h, w = max(low, round(h / m) * m), max(low, round(w / m) * m)
+        return h, w
+
+    def _network_input(self, image: np.ndarray) -> np.ndarray:
+        """The image at the network's input size (itself when no resize is needed)."""
+        _check_image(image)
+        h, w = image.shape[:2]
+        nh, nw = self.network_size(h, w)
+        if (nh, nw) == (h, w):
+            return np.ascontiguousarray(image)
+        shrink = nh * nw < h * w
+        return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """HxWx3 uint8 RGB -> 1x3xhxw normalised float tensor (channel order of the model) on the device,
+        as :meth:`forward` takes it (h, w: the network input size)."""
+        x = torch.from_numpy(self._network_input(image)).permute(2, 0, 1).unsqueeze(0)
+        if self.meta.channel_order == "bgr":
+            x = x.flip(1)
+        mean = torch.tensor(self.meta.mean).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.meta.std).view(1, 3, 1, 1) * 255.0
+        return ((x.float() - mean) / std).to(self.device_obj)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the network on a preprocessed batch; returns (logits, edge probability)."""
+        """The model's own (logits, edge probability) for a preprocessed batch; torch backend only."""
+        if self._model is None:
+            raise ValueError(f"forward() gives logits with the torch backend only; this Segmenter runs "
+                             f"{self.backend}")
         autocast = self.precision == "bf16"
-        with torch.autocast(self.device_obj.type, dtype=torch.bfloat16, enabled=autocast):
-            logits, edges = self._model(x)
+        dev = self.device_obj.type
+        with torch.inference_mode(), torch.autocast(dev, dtype=torch.bfloat16, enabled=autocast):
+            logits, edges = self._model(x.to(next(self._model.parameters()).dtype))
         return logits, edges
 
-    @torch.inference_mode()
     def segment(self, image: np.ndarray, edges: bool = True) -> SegmentationResult:
         """Segment one H x W x 3 uint8 RGB image; outputs have the image's own H x W."""
-        h, w = image.shape[:2]
-        logits, edge = self.forward(self.preprocess(image))
-        if logits.shape[-2:] != (h, w):
-            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=True)
-        labels = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
-        edge_np = None
-        if edges:
-            if edge.shape[-2:] != (h, w):
-                edge = F.interpolate(edge.float(), size=(h, w), mode="bilinear", align_corners=True)
-            edge_np = edge[0, 0].float().cpu().numpy()
-        return SegmentationResult(labels=labels, edges=edge_np)
+        return self.segment_batch([image], edges=edges)[0]
+
+    def segment_batch(self, images: Sequence[np.ndarray], edges: bool = True) -> list[SegmentationResult]:
+        """Segment several images of one size in one forward pass (e.g. frames of several cameras)."""
+        if not images:
+            return []
+        shapes = {im.shape for im in images}
+        if len(shapes) > 1:
+            raise ValueError(f"a batch needs images of one size, got {sorted(shapes)}")
+        batch = np.stack([self._network_input(im) for im in images]) if len(images) > 1 else \
+            self._network_input(images[0])[None]
+        max_batch = self.runner.max_batch or len(images)
+        parts = [self.runner.run(batch[i:i + max_batch]) for i in range(0, len(images), max_batch)]
+        labels = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        probs = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        h, w = images[0].shape[:2]
+        resize = labels.shape[1:] != (h, w)
+        results = []
+        for i in range(len(images)):
+            lab, edge = labels[i], probs[i] if edges else None
+            if resize:
+                lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+                edge = None if edge is None else cv2.resize(edge, (w, h), interpolation=cv2.INTER_LINEAR)
+            results.append(SegmentationResult(labels=lab, edges=edge))
+        return results
 
     __call__ = segment
 
@@ -184,6 +269,5 @@ class Segmenter:
 
     def close(self) -> None:
         """Release the model; on CUDA also return its cached memory to the driver."""
+        self.runner.close()
         self._model = None
-        if self.device_obj.type == "cuda":
-            torch.cuda.empty_cache()

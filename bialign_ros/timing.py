@@ -1,12 +1,16 @@
-"""Latency statistics and a description of the machine, for benchmark reports."""
+"""Latency statistics, memory peaks and a description of the machine, for benchmark reports."""
 
 from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+import resource
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
@@ -24,6 +28,42 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
+def time_calls(fn: Callable[[], object], iters: int, warmup: int) -> dict[str, float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``iters`` times timed; the :func:`latency_summary`."""
+    if iters < 1 or warmup < 0:
+        raise ValueError(f"need iters >= 1 and warmup >= 0, got {iters} and {warmup}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return latency_summary(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB.
+
+    Read from ``VmHWM`` where the kernel provides it: ``ru_maxrss`` keeps the peak of the parent
+    process across ``fork`` and ``exec``, which would hide a child's own figure.
+    """
+    own = process_peak_rss_mb(os.getpid())
+    return own if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def process_peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a running process in MiB, or None when unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def cpu_name() -> str:
     """The CPU model as the kernel reports it, e.g. 'AMD EPYC 9R14'."""
     try:
@@ -36,12 +76,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_features() -> list[str]:
+    """The vector and matrix extensions of :data:`CPU_FEATURES` that this CPU reports."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [feature for feature in CPU_FEATURES if feature in flags]
+    except OSError:
+        pass
+    return []
+
+
 def hardware_summary() -> dict[str, object]:
-    """CPU name, core count and the torch thread count, for the header of every report."""
+    """CPU name, features, cores, thread counts and library versions, for the header of every report."""
     import torch
 
-    info: dict[str, object] = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from bialign_ros.backends.base import physical_cores
+
+    info: dict[str, object] = {"cpu": cpu_name(), "cores": os.cpu_count(), "physical_cores": physical_cores(),
+                               "cpu_features": cpu_features(), "torch_threads": torch.get_num_threads(),
                                "torch": torch.__version__}
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

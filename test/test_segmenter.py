@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -137,3 +138,37 @@ def test_cuda_fp16_agrees_with_cpu(weights):
     cpu = Segmenter.from_checkpoint(weights, device="cpu", warmup=False).segment(image)
     gpu = Segmenter.from_checkpoint(weights, device="cuda", warmup=False).segment(image)
     assert (cpu.labels == gpu.labels).mean() > 0.95
+
+
+def test_backend_and_precision_choices_are_checked(weights):
+    with pytest.raises(ValueError, match="bialign_export --weights W.pt"):
+        Segmenter.from_checkpoint(weights, device="cpu", backend="onnxruntime", warmup=False)
+    with pytest.raises(ValueError, match="auto, torch, onnxruntime, tensorrt"):
+        Segmenter.from_checkpoint(weights, device="cpu", backend="openvino", warmup=False)
+    with pytest.raises(ValueError, match="bialign_quantize"):
+        Segmenter.from_checkpoint(weights, device="cpu", precision="int8", warmup=False)
+
+
+def test_torch_backend_reports_itself(seg):
+    assert seg.backend == "torch" and seg.device == "cpu" and seg.precision == "fp32"
+    assert isinstance(seg.model, torch.nn.Module)
+    assert seg.runner.fixed_size is None and seg.runner.size_multiple == 1
+
+
+def test_input_scale_resizes_labels_by_nearest_neighbour(weights, seg):
+    half = Segmenter.from_checkpoint(weights, device="cpu", input_scale=0.5, warmup=False)
+    image = _image(96, 160, seed=8)
+    small = cv2.resize(image, (80, 48), interpolation=cv2.INTER_AREA)
+    assert half.network_size(96, 160) == (48, 80)
+    res = half.segment(image)
+    direct = seg.segment(small)  # the network input of the half-scale Segmenter, at scale 1
+    assert np.array_equal(res.labels, cv2.resize(direct.labels, (160, 96), interpolation=cv2.INTER_NEAREST))
+    assert set(np.unique(res.labels)) <= set(np.unique(direct.labels))
+
+
+def test_segment_batch_matches_single_images(seg):
+    images = [_image(48, 64, seed=s) for s in (10, 11)]
+    batch = seg.segment_batch(images, edges=False)
+    assert [r.edges for r in batch] == [None, None]
+    for image, res in zip(images, batch):
+        assert (seg.segment(image).labels == res.labels).mean() > 0.999

@@ -18,6 +18,17 @@ GATES: tuple[str, ...] = ("simple", "gated_conv", "none")
 """Flow gates: the paper's sigmoid gate, the authors' alternative gated convolution, no gate."""
 
 
+def unit_grid(n: int, device: torch.device) -> torch.Tensor:
+    """``torch.linspace(-1, 1, n)`` in float32.
+
+    Under ``torch.export`` (ONNX export) it is built from ``arange`` instead, equal within one
+    rounding step, because the exporter freezes ``linspace`` to the traced size.
+    """
+    if torch.compiler.is_exporting():
+        return torch.arange(n, dtype=torch.float32, device=device) * (2.0 / max(n - 1, 1)) - 1.0
+    return torch.linspace(-1.0, 1.0, n, dtype=torch.float32, device=device)
+
+
 def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``x`` (any size) on the flow's H x W grid displaced by ``flow`` (N x 2 x H x W, pixels).
 
@@ -27,11 +38,10 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """
     h, w = flow.shape[-2:]
     # Built in float32 and cast, as the authors' base grid is, so the sums are bit-identical.
-    xs = torch.linspace(-1.0, 1.0, w, dtype=torch.float32, device=flow.device)
-    ys = torch.linspace(-1.0, 1.0, h, dtype=torch.float32, device=flow.device)
+    xs, ys = unit_grid(w, flow.device), unit_grid(h, flow.device)
     base = torch.stack((xs.expand(h, w), ys[:, None].expand(h, w)), dim=-1).to(x.dtype)
-    norm = torch.tensor([w, h], dtype=x.dtype, device=x.device)
-    grid = base + flow.permute(0, 2, 3, 1) / norm
+    # Divided by plain ints (not a tensor made of them), so that exports keep the sizes symbolic.
+    grid = base + torch.stack((flow[:, 0] / w, flow[:, 1] / h), dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -7,6 +7,38 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def bin_average_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """The ``bins`` x ``n`` matrix of adaptive average pooling along one axis of length ``n``.
+
+    Bin i averages positions floor(i * n / bins) to ceil((i + 1) * n / bins) - 1, as
+    ``nn.AdaptiveAvgPool2d`` does; built from ``arange`` so that exports keep ``n`` symbolic.
+    """
+    i = torch.arange(bins, device=like.device)
+    start = torch.div(i * n, bins, rounding_mode="floor")
+    end = torch.div((i + 1) * n + bins - 1, bins, rounding_mode="floor")
+    pos = torch.arange(n, device=like.device)
+    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
+
+
+class BinAveragePool(nn.Module):
+    """Adaptive average pooling to ``bins`` x ``bins`` as two small matrix products.
+
+    Equal to ``nn.AdaptiveAvgPool2d(bins)`` up to summation order, for any input size, and it
+    exports to ONNX with symbolic height and width (adaptive pooling does not when the size is not
+    a multiple of the bins).
+    """
+
+    def __init__(self, bins: int):
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        rows, cols = bin_average_matrix(h, self.bins, x), bin_average_matrix(w, self.bins, x)
+        return torch.matmul(torch.matmul(rows, x), cols.t())
+
+
 class PyramidPoolingModule(nn.Module):
     """Average-pool to 1x1, 2x2, 3x3, 6x6 bins, 1x1 conv + BN each (no ReLU), upsample, concatenate
     with the input and fuse with 1x1 conv + BN + ReLU + Dropout2d(0.1).
@@ -18,7 +50,7 @@ class PyramidPoolingModule(nn.Module):
         super().__init__()
         self.stages = nn.ModuleList(
             nn.Sequential(
-                nn.AdaptiveAvgPool2d(bins_n),
+                BinAveragePool(bins_n),
                 nn.Conv2d(in_ch, out_ch, kernel_size=1, bias=False),
                 nn.BatchNorm2d(out_ch),
             )
@@ -33,5 +65,6 @@ class PyramidPoolingModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=True) for stage in self.stages]
+        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=True)
+                  for stage in self.stages]
         return self.bottleneck(torch.cat([*pooled, x], dim=1))

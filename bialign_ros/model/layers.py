@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 
 def init_conv_unit_gain(conv: nn.Conv2d) -> None:
@@ -14,12 +15,22 @@ def init_conv_unit_gain(conv: nn.Conv2d) -> None:
         nn.init.zeros_(conv.bias)
 
 
+def known_true(condition: bool | torch.SymBool | torch.Tensor) -> bool:
+    """True when ``condition`` holds for every input: plain truth for Python and traced values, and for
+    the symbolic sizes of an export only what is provable without adding a guard."""
+    if isinstance(condition, torch.Tensor):  # sizes are tensors under torch.jit.trace
+        return bool(condition)
+    return statically_known_true(condition)
+
+
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize with ``align_corners=True``; returns ``x`` itself when it already has ``size``.
 
     Skipping the same-size case is exact: with ``align_corners=True`` such a resize is the identity.
+    Under an export with symbolic sizes the resize is skipped only where the sizes are provably
+    equal (no guard is added), so the graph stays right for every size.
     """
-    if tuple(x.shape[-2:]) == tuple(size):
+    if all(known_true(a == b) for a, b in zip(x.shape[-2:], size)):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
 

@@ -1,0 +1,1 @@
+"""Inference backends behind one small interface (:class:`~bialign_ros.backends.base.Runner`)."""

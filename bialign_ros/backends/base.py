@@ -1,0 +1,96 @@
+"""The interface every backend implements, and the choice of backend from a weights file."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
+"""``auto`` follows the weights file: ``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt,
+anything else -> torch."""
+
+_SUFFIX_BACKEND = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+_BACKEND_SUFFIXES = {"onnxruntime": (".onnx",), "tensorrt": (".engine", ".plan", ".onnx")}
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here (package missing, no GPU)."""
+
+
+def backend_for_file(path: str | Path, backend: str = "auto") -> str:
+    """The backend that runs ``path``: ``backend`` itself, checked against the file type, or from the suffix.
+
+    Raises ValueError for an unknown backend or a file the backend cannot read, naming what to do.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    suffix = Path(path).suffix.lower()
+    if backend == "auto":
+        return _SUFFIX_BACKEND.get(suffix, "torch")
+    refused = suffix in _SUFFIX_BACKEND if backend == "torch" else suffix not in _BACKEND_SUFFIXES[backend]
+    if refused:
+        hint = {
+            "torch": "the torch backend runs bialign_ros checkpoints (.pt)",
+            "onnxruntime": "export the checkpoint first: "
+                           "bialign_export --weights W.pt --format onnx --out W.onnx",
+            "tensorrt": "give a TensorRT engine (.engine/.plan) or the .onnx file to build one from",
+        }[backend]
+        raise ValueError(f"backend {backend!r} cannot run {Path(path).name}: {hint}")
+    return backend
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on (hyper-threads not counted); at least 1."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in allowed:
+        try:
+            topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+            package = (topology / "physical_package_id").read_text().strip()
+            cores.add(f"{package}:{(topology / 'core_id').read_text().strip()}")
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+class Runner(ABC):
+    """Runs the inference graph on a batch of images; the Segmenter does the rest.
+
+    ``run`` takes N x H x W x 3 uint8 RGB (C-contiguous) at the network's input size and returns
+    ``(labels, edges)``: N x H x W uint8 train IDs and N x H x W float32 edge probability.
+    """
+
+    name: str = ""
+    """Backend name: torch, onnxruntime or tensorrt."""
+    device: str = "cpu"
+    precision: str = "fp32"
+    fixed_size: tuple[int, int] | None = None
+    """(height, width) the graph was built for, or None when it takes any size."""
+    size_multiple: int = 1
+    """Height and width must be multiples of this (when the size is not fixed)."""
+    max_batch: int | None = None
+    """Largest batch one call takes, or None for any."""
+
+    @abstractmethod
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and edge probability of a uint8 N x H x W x 3 RGB batch."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the model and its memory."""
+
+    def describe(self) -> str:
+        """One line for logs: backend, device, precision and size constraints."""
+        size = f"fixed {self.fixed_size[0]}x{self.fixed_size[1]}" if self.fixed_size else (
+            f"any size (multiples of {self.size_multiple})" if self.size_multiple > 1 else "any size")
+        return f"{self.name} on {self.device}, {self.precision}, input {size}"
+
+
+def check_batch(images: np.ndarray) -> None:
+    """ValueError unless ``images`` is a C-contiguous uint8 N x H x W x 3 array."""
+    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 N x H x W x 3 batch, got {images.dtype} array of shape "
+                         f"{images.shape}")

@@ -1,0 +1,257 @@
+"""The network as every backend runs it: uint8 RGB images in, uint8 labels and edge probability out.
+
+:class:`InferenceGraph` wraps a :class:`~bialign_ros.model.BiAlignNet` in eval mode and rewrites it
+for inference. The torch backend runs it directly and the ONNX exports trace it, so all backends
+share one pre- and post-processing. The rewrites leave every label unchanged (up to floating-point
+rounding):
+
+- Normalisation is part of the graph: it subtracts the mean, and ``1/std`` (and a BGR channel
+  order) is folded into the weights of the two convolutions that read the image.
+- Batch norms are folded into the convolutions before them.
+- The flow convolutions (3x3, 2 outputs) run as a 1x1 convolution to 18 per-tap channels and a
+  sum of shifted maps (:class:`TapSumConv`), a fraction of the cost on CPUs.
+- Optionally (``space_to_depth``), those two stride-2 convolutions on 3 channels (backbone stem
+  3x3, spatial path 7x7) run as stride-1 convolutions on the 12-channel space-to-depth image. The
+  result is the same; CPUs run 12-channel convolutions several times faster.
+- When the output of the heads already has the image's size (height and width multiples of 8),
+  the class argmax runs on the classifier's 19 x 64 channels at 1/8 resolution BEFORE the pixel
+  shuffle: the shuffle only permutes pixels and the final resize is then the identity, so the
+  labels are the same while the shuffle moves one uint8 channel instead of 19 float ones. The
+  classifier's output channels are reordered (sub-pixel major, class minor) so that the argmax
+  reduces the innermost axis in channels-last memory. The edge head applies its sigmoid before
+  its shuffle in the same way. Other sizes take the model's own path (shuffle, resize, argmax).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from bialign_ros.checkpoint import ModelMeta
+from bialign_ros.model import BiAlignNet
+from bialign_ros.model.heads import PixelShuffleHead
+from bialign_ros.model.layers import known_true, resize
+
+HEAD_FACTOR = 8
+"""Output stride of the heads: the fast head path needs image sizes that are multiples of it."""
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm2d that directly follows a Conv2d into that convolution, in place.
+
+    Covers the pairs of this model: consecutive entries of an ``nn.Sequential`` and the attribute
+    pairs ``conv``/``bn``, ``conv1``/``bn1``, ``conv2``/``bn2``. The batch norm becomes ``Identity``.
+    """
+    for parent in list(module.modules()):
+        if isinstance(parent, nn.Sequential):
+            for i in range(len(parent) - 1):
+                if isinstance(parent[i], nn.Conv2d) and isinstance(parent[i + 1], nn.BatchNorm2d):
+                    parent[i] = fuse_conv_bn_eval(parent[i], parent[i + 1])
+                    parent[i + 1] = nn.Identity()
+        for conv_name, bn_name in (("conv", "bn"), ("conv1", "bn1"), ("conv2", "bn2")):
+            conv, bn = getattr(parent, conv_name, None), getattr(parent, bn_name, None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(parent, bn_name, nn.Identity())
+    return module
+
+
+def space_to_depth_conv(conv: nn.Conv2d) -> nn.Sequential:
+    """The stride-1 equivalent of a stride-2 convolution, applied to the space-to-depth input.
+
+    ``conv`` must have stride 2, an odd square kernel k and padding k // 2. The returned module
+    takes the space-to-depth rearrangement of an input with even height and width (each 2 x 2
+    block becomes 4 x C channels, ordered row offset, column offset, channel; see
+    :meth:`InferenceGraph.network_input`) and returns exactly ``conv(x)``: zero padding, then a
+    (k + 1) // 2 + 1 square kernel whose taps outside the original kernel are zero.
+    """
+    k = conv.kernel_size[0]
+    if (conv.stride != (2, 2) or conv.kernel_size != (k, k) or k % 2 == 0 or conv.padding != (k // 2, k // 2)
+            or conv.dilation != (1, 1) or conv.groups != 1):
+        raise ValueError(f"space_to_depth_conv needs a stride-2 odd square kernel with 'same' padding; "
+                         f"got {conv}")
+    pad = k // 2
+    lo, hi = (-pad) // 2, (k - 1 - pad) // 2  # block offsets read by an output, relative to its own
+    kk = hi - lo + 1
+    w = conv.weight.detach()
+    out_ch, in_ch = w.shape[:2]
+    new = torch.zeros(out_ch, 2, 2, in_ch, kk, kk, dtype=w.dtype)
+    for ty in range(k):
+        by, ay = (ty - pad) % 2, (ty - pad) // 2 - lo
+        for tx in range(k):
+            bx, ax = (tx - pad) % 2, (tx - pad) // 2 - lo
+            new[:, by, bx, :, ay, ax] = w[:, :, ty, tx]
+    s2d = nn.Conv2d(4 * in_ch, out_ch, kk, bias=conv.bias is not None)
+    s2d.weight.data.copy_(new.reshape(out_ch, 4 * in_ch, kk, kk))
+    if conv.bias is not None:
+        s2d.bias.data.copy_(conv.bias.detach())
+    return nn.Sequential(nn.ZeroPad2d((-lo, hi, -lo, hi)), s2d)
+
+
+class TapSumConv(nn.Module):
+    """A k x k convolution with few outputs (stride 1, 'same' zero padding) as one 1x1 convolution to
+    k * k * outputs channels, a partial sum per tap, plus the sum of the k * k shifted partial sums.
+
+    The same result up to rounding. CPU back ends pad the flow convolution's 2 outputs to a whole
+    vector of channels (8 to 16 times the work); the 18 per-tap channels waste far less.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        k = conv.kernel_size[0]
+        if (conv.kernel_size != (k, k) or k % 2 == 0 or conv.stride != (1, 1)
+                or conv.padding != (k // 2, k // 2) or conv.dilation != (1, 1) or conv.groups != 1):
+            raise ValueError(f"TapSumConv needs a stride-1 odd square kernel with 'same' padding; got {conv}")
+        self.k, self.outputs = k, conv.out_channels
+        w = conv.weight.detach()  # outputs x inputs x k x k
+        self.taps = nn.Conv2d(conv.in_channels, k * k * conv.out_channels, 1, bias=False)
+        self.taps.weight.data.copy_(w.permute(2, 3, 0, 1).reshape(-1, conv.in_channels, 1, 1))
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        k, m = self.k, self.outputs
+        partial = F.pad(self.taps(x), (k // 2,) * 4)
+        out = partial[:, :m, :h, :w]
+        for t in range(1, k * k):
+            ty, tx = divmod(t, k)
+            out = out + partial[:, t * m:(t + 1) * m, ty:ty + h, tx:tx + w]
+        return out if self.bias is None else out + self.bias
+
+
+def _space_to_depth(x: torch.Tensor) -> torch.Tensor:
+    """N x H x W x C (H, W even) -> N x 4C x H/2 x W/2, channels ordered (row offset, column offset, C)."""
+    n, h, w, c = x.shape
+    x = x.reshape(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h // 2, w // 2, 4 * c)
+    return x.permute(0, 3, 1, 2)
+
+
+def _scale_input_channels(conv: nn.Conv2d, scale: torch.Tensor, order: list[int]) -> None:
+    """Multiply the weights of input channel c by ``scale[c]`` after reordering them by ``order``."""
+    w = conv.weight.detach()[:, order] * scale.view(1, -1, 1, 1)
+    conv.weight.data.copy_(w)
+
+
+class ShuffleHead(nn.Module):
+    """A :class:`PixelShuffleHead` with its output reduced before the shuffle where that is exact.
+
+    ``kind="labels"``: argmax over ``classes`` (uint8 N x H x W); ``kind="edges"``: sigmoid of the
+    single channel (N x H x W). The 1x1 classifier runs as a matrix product on channels-last
+    features (``classifier``, an ``nn.Linear``), its outputs ordered sub-pixel major, class minor,
+    so the argmax reduces the innermost axis.
+    """
+
+    def __init__(self, head: PixelShuffleHead, classes: int, kind: str):
+        super().__init__()
+        if kind not in ("labels", "edges"):
+            raise ValueError(f"kind must be 'labels' or 'edges', got {kind!r}")
+        self.kind = kind
+        self.classes = classes
+        self.factor = head.up.upscale_factor
+        self.conv = head.conv
+        src = head.conv_out
+        ff = self.factor ** 2
+        self.classifier = nn.Linear(src.in_channels, classes * ff)
+        # PixelShuffle reads channel (class * ff + sub-pixel); store (sub-pixel * classes + class).
+        w = src.weight.detach().reshape(classes, ff, -1).transpose(0, 1).reshape(classes * ff, -1)
+        self.classifier.weight.data.copy_(w)
+        self.classifier.bias.data.copy_(src.bias.detach().reshape(classes, ff).t().reshape(-1))
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        x = self.conv(x)
+        n, _, h, w = x.shape
+        f, ff, k = self.factor, self.factor ** 2, self.classes
+        # One (N h w) x C matrix product: a Gemm in ONNX, with the bias, quantisable as a whole.
+        y = self.classifier(x.permute(0, 2, 3, 1).reshape(n * h * w, -1))
+        if known_true(size[0] % f == 0) and known_true(size[1] % f == 0):
+            # The heads' grid is ceil(size / 8), so they output exactly the image size. Stated for exports
+            # with symbolic sizes, whose shape arithmetic cannot carry it through the strided layers.
+            if not torch.jit.is_tracing():
+                torch._check(h * f == size[0])
+                torch._check(w * f == size[1])
+            if self.kind == "labels":
+                y = y.reshape(-1, k).argmax(-1).to(torch.uint8)  # 2-D: the fastest argmax in ONNX Runtime
+            else:
+                y = torch.sigmoid(y)
+            return y.reshape(n, h, w, f, f).permute(0, 1, 3, 2, 4).reshape(n, h * f, w * f)
+        # The model's own order: shuffle, resize to the image, then argmax / sigmoid.
+        logits = y.reshape(n, h, w, ff, k).permute(0, 4, 3, 1, 2).reshape(n, k * ff, h, w)
+        logits = resize(F.pixel_shuffle(logits, f), size)
+        if self.kind == "labels":
+            return logits.argmax(1).to(torch.uint8)
+        return torch.sigmoid(logits[:, 0])
+
+
+class InferenceGraph(nn.Module):
+    """``forward(images)``: N x H x W x 3 uint8 RGB -> (labels N x H x W uint8, edges N x H x W float).
+
+    Built from a trained model (which is copied, not changed) and its metadata (mean, std, channel
+    order, number of classes). The edge output has the model's floating-point dtype.
+    """
+
+    def __init__(self, model: BiAlignNet, meta: ModelMeta, space_to_depth: bool = True):
+        super().__init__()
+        if not getattr(model, "edge", False):
+            raise ValueError("the inference graph needs a model built with its edge head (edge=True)")
+        net = fold_batch_norms(copy.deepcopy(model).eval())
+        self.space_to_depth = space_to_depth
+        self.backbone, self.ppm, self.sp = net.backbone, net.ppm, net.sp
+        self.spatial2Context, self.context2Spatial = net.spatial2Context, net.context2Spatial
+        for align in (self.spatial2Context, self.context2Spatial):
+            align.flow_make = TapSumConv(align.flow_make)
+        self.label_head = ShuffleHead(net.conv_out, meta.num_classes, "labels")
+        self.edge_head = ShuffleHead(net.spatial_out, 1, "edges")
+
+        # Image channel c (RGB) is model input channel order[c]; mean/std are given in model order.
+        order = [2, 1, 0] if meta.channel_order == "bgr" else [0, 1, 2]
+        mean = torch.tensor(meta.mean, dtype=torch.float32)[order] * 255.0
+        inv_std = 1.0 / (torch.tensor(meta.std, dtype=torch.float32)[order] * 255.0)
+        stem = self.backbone.stage1
+        _scale_input_channels(stem[0], inv_std, order)
+        _scale_input_channels(self.sp.conv1.conv, inv_std, order)
+        if space_to_depth:
+            stem[0] = space_to_depth_conv(stem[0])
+            self.sp.conv1.conv = space_to_depth_conv(self.sp.conv1.conv)
+        self.channels_last = False
+        """Run the convolutions in channels-last memory (set by the torch backend; no effect on exports)."""
+        self.size_multiple = 1
+        """Image sizes are declared multiples of this (a dynamic-size export sets 8: the fast head path)."""
+        self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
+
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N x H x W x 3 -> what the first convolutions read, mean subtracted: N x 3 x H x W, or
+        with ``space_to_depth`` N x 12 x ceil(H/2) x ceil(W/2) (channels: row offset, column offset,
+        colour). Both are channels-last views, the memory layout CPU back ends convolve in, so an
+        export needs no transpose besides the one space-to-depth copy.
+        """
+        dtype = next(self.parameters()).dtype
+        mean = self.mean.to(dtype)
+        n, h, w, _ = images.shape
+        if not self.space_to_depth:
+            return images.permute(0, 3, 1, 2).to(dtype) - mean
+        if h % 2 or w % 2:
+            # Odd sizes: zero padding after normalisation is the convolutions' own padding.
+            padded = F.pad(images.to(dtype) - mean.view(1, 1, 1, 3), (0, 0, 0, w % 2, 0, h % 2))
+            return _space_to_depth(padded)
+        # Even sizes: rearranged while still uint8 (a quarter of the bytes), then normalised.
+        return _space_to_depth(images).to(dtype) - mean.repeat(1, 4, 1, 1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = (images.shape[1], images.shape[2])
+        if self.size_multiple > 1:
+            torch._check(size[0] % self.size_multiple == 0)
+            torch._check(size[1] % self.size_multiple == 0)
+        x = self.network_input(images)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _, _, feat32 = self.backbone(x)
+        context = self.ppm(feat32)
+        spatial = self.sp(x)
+        context_aligned = self.spatial2Context(spatial, context)
+        spatial_aligned = self.context2Spatial(spatial, context)
+        labels = self.label_head(torch.cat([context_aligned, spatial_aligned], dim=1), size)
+        return labels, self.edge_head(spatial_aligned, size)

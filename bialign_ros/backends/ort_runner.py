@@ -1,0 +1,82 @@
+"""The ONNX Runtime backend: exported (fp32/fp16) or quantised (int8) graphs on CPU, CUDA or TensorRT EPs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bialign_ros.backends.base import BackendUnavailable, Runner, check_batch, physical_cores
+from bialign_ros.export import INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
+
+
+def session_options(threads: int = 0):
+    """ONNX Runtime session options for this machine: ``threads`` intra-op threads (0: the physical
+    cores), one inter-op thread, every graph optimisation, the memory arena and pattern reuse."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or physical_cores()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_cpu_mem_arena = True
+    so.enable_mem_pattern = True
+    so.log_severity_level = 3
+    return so
+
+
+def providers_for(device: str) -> list[str]:
+    """Execution providers for ``cpu`` or ``cuda[:N]``: TensorRT, then CUDA, then CPU, as installed.
+
+    Raises BackendUnavailable when a CUDA device is asked for and this onnxruntime has no GPU provider.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    if not gpu:
+        raise BackendUnavailable(f"device {device!r}: this onnxruntime has no CUDA or TensorRT execution "
+                                 f"provider (installed: {', '.join(available)}); install onnxruntime-gpu")
+    return [*gpu, "CPUExecutionProvider"]
+
+
+class OrtRunner(Runner):
+    """Runs an exported ONNX file (see :mod:`bialign_ros.export`) with ONNX Runtime.
+
+    ``meta`` and ``info`` hold the model metadata and the graph description stored in the file.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - onnxruntime is a pinned dependency
+            raise BackendUnavailable("the onnxruntime backend needs the onnxruntime package") from exc
+        path = Path(path)
+        if not path.is_file():
+            raise ExportError(f"ONNX file not found: {path}")
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(threads),
+                                                providers=providers_for(device))
+        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+                ort.capi.onnxruntime_pybind11_state.InvalidProtobuf) as exc:
+            raise ExportError(f"cannot load ONNX file {path}: {exc}") from exc
+        self.meta, self.info = parse_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        self.path = path
+        self.device = device
+        self.precision = self.info.precision
+        self.fixed_size = self.info.fixed_size
+        self.size_multiple = self.info.size_multiple
+        self.threads = self.session.get_session_options().intra_op_num_threads
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_batch(images)
+        labels, edges = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(images)})
+        return labels, edges.astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.session = None

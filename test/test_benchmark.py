@@ -1,0 +1,124 @@
+"""The benchmark harness: peaks, one configuration, several side by side (report and plot), the node."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from bialign_ros.cli.benchmark import CONFIGS, markdown_report, parse_size
+from bialign_ros.model import build_model
+from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
+from bialign_ros.timing import latency_summary, time_calls
+
+TINY = ConvStack(layers=2, channels=32, height=16, width=32)
+
+
+def _bench(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "bialign_ros.cli.benchmark", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_peaks_are_measured_per_precision():
+    peaks = measure_peaks(TINY, repeats=1)
+    values = peaks.to_dict()
+    assert set(values) == {"torch_fp32", "torch_bf16", "ort_fp32", "ort_int8"}
+    assert all(v > 0 for v in values.values())
+    assert peaks.limit("fp32") == max(values["torch_fp32"], values["ort_fp32"])
+    assert peaks.limit("int8") == values["ort_int8"] and Peaks().limit("int8") is None
+    with pytest.raises(ValueError, match="unknown peak kinds"):
+        measure_peaks(TINY, kinds=("gpu_fp8",))
+
+
+def test_int8_peak_runs_quantised_convolutions(tmp_path):
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(conv_stack_onnx(TINY, int8=True), options, providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load_model(str(tmp_path / "optimised.onnx")).graph.node}
+    assert "QLinearConv" in ops and "Conv" not in ops
+
+
+def test_model_cost_and_frame_limit():
+    macs = model_macs(build_model("bialign_dfnet2", aux=False), 512, 1024)
+    assert 28e9 < macs < 31e9  # about 29 GMACs at 512x1024 (4x at 1024x2048)
+    assert frame_limit(macs, 870.0) == pytest.approx(870e9 / (2 * macs))
+    assert frame_limit(macs, None) is None
+
+
+def test_latency_statistics():
+    summary = latency_summary([0.1, 0.2, 0.3])
+    assert summary["n"] == 3 and summary["p50_ms"] == pytest.approx(200.0)
+    assert summary["fps"] == pytest.approx(5.0)
+    assert time_calls(lambda: None, iters=4, warmup=1)["n"] == 4
+    with pytest.raises(ValueError, match="no latencies"):
+        latency_summary([])
+    with pytest.raises(ValueError, match="iters >= 1"):
+        time_calls(lambda: None, iters=0, warmup=0)
+
+
+def test_sizes_parse():
+    assert parse_size("512x1024") == (512, 1024)
+    with pytest.raises(argparse.ArgumentTypeError, match="height x width"):
+        parse_size("512")
+    with pytest.raises(argparse.ArgumentTypeError, match="too small"):
+        parse_size("4x4")
+
+
+@pytest.fixture(scope="module")
+def suite(untrained_weights, tmp_path_factory):
+    work = tmp_path_factory.mktemp("bench")
+    proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "onnxruntime-fp32",
+                  "torch-fp16-cuda", "--sizes", "64x96", "--peak-map", "16x32", "--iters", 2, "--warmup", 1,
+                  "--agreement-frames", 1, "--work-dir", work, "--json", work / "suite.json",
+                  "--markdown", work / "bench.md", "--plot", work / "fps.png")
+    assert proc.returncode == 0, proc.stderr
+    return work
+
+
+def test_suite_runs_configurations_side_by_side(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    results = {r["config"]: r for r in record["results"]}
+    assert set(results) == {"torch-fp32", "onnxruntime-fp32"}
+    assert results["onnxruntime-fp32"]["backend"] == "onnxruntime"
+    assert results["onnxruntime-fp32"]["agreement"] > 0.999  # fp32 export vs PyTorch fp32
+    for r in results.values():
+        assert r["model"]["n"] == 2 and r["segmenter"]["fps"] > 0 and r["memory_peak_mb"] > 100
+        assert r["segmenter"]["of_int8_limit"] > 0
+    assert record["peaks"]["ort_int8"] > 0 and record["sizes"][0]["limits_fps"]["int8"] > 0
+    unavailable = {u["config"]: u["reason"] for u in record["unavailable"]}
+    assert "torch-fp16-cuda" in unavailable or "gpu" in record["hardware"]
+
+
+def test_suite_writes_report_and_plot(suite):
+    text = (suite / "bench.md").read_text()
+    record = json.loads((suite / "suite.json").read_text())
+    assert record["hardware"]["cpu"] in text and "## 96x64" in text
+    assert "| torch-fp32 |" in text and "| onnxruntime-fp32 |" in text and "UNTRAINED" in text
+    assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert markdown_report(record) == text
+
+
+def test_unknown_configuration_is_an_error(untrained_weights, tmp_path):
+    proc = _bench("--weights", untrained_weights, "--configs", "torch-int4", "--work-dir", tmp_path,
+                  timeout=300)
+    assert proc.returncode == 2 and "unknown configurations ['torch-int4']" in proc.stderr
+    assert "torch-fp32" in CONFIGS and CONFIGS["onnxruntime-int8"].precision == "int8"
+
+
+@pytest.mark.ros
+def test_node_end_to_end(untrained_weights):
+    proc = _bench("--weights", untrained_weights, "--height", 64, "--width", 96, "--iters", 2, "--warmup", 1,
+                  "--device", "cpu", "--node", "--node-seconds", 4, "--node-warmup", 3)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    node = record["node"]
+    assert node["published"] >= 3 and node["delivered"] >= 1
+    assert node["delivered"] + node["dropped"] == node["published"]
+    assert node["delivered_hz"] == pytest.approx(node["delivered"] / node["seconds"])
+    assert np.isfinite(node["latency_p50_ms"]) and node["memory_peak_mb"] > 100

@@ -1,0 +1,199 @@
+"""ONNX and TorchScript exports: same outputs as PyTorch, metadata inside, any size when dynamic.
+
+Stated tolerances (fp32): ONNX Runtime labels equal PyTorch's on at least 99.9 % of pixels, edge
+probabilities within 1e-4, and the network's logits within 1e-4 of their largest magnitude.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from bialign_ros.backends.graph import InferenceGraph
+from bialign_ros.backends.torch_runner import load_inference_model
+from bialign_ros.export import (
+    GRAPH_KEY,
+    META_KEY,
+    ONNX_OPSET,
+    ExportError,
+    check_size,
+    export_onnx,
+    export_torchscript,
+    read_onnx_metadata,
+)
+from bialign_ros.model import build_model
+from bialign_ros.segmenter import Segmenter
+
+LABEL_AGREEMENT = 0.999
+EDGE_TOLERANCE = 1e-4
+LOGIT_TOLERANCE = 1e-4
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.fixture(scope="module")
+def model_and_meta(untrained_weights):
+    return load_inference_model(untrained_weights)
+
+
+@pytest.fixture(scope="module")
+def dynamic_file(model_and_meta, tmp_path_factory):
+    model, meta = model_and_meta
+    return export_onnx(model, meta, tmp_path_factory.mktemp("export") / "dynamic.onnx", 64, 96, dynamic=True)
+
+
+def _images(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def _torch_outputs(model, meta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        labels, edges = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
+    return labels.numpy(), edges.numpy()
+
+
+@pytest.mark.parametrize(("n", "h", "w"), [(1, 64, 96), (2, 96, 160), (1, 136, 72)])
+def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, dynamic_file, n, h, w):
+    model, meta = model_and_meta
+    session = ort.InferenceSession(str(dynamic_file), providers=CPU)
+    images = _images(n, h, w, seed=h)
+    labels, edges = session.run(None, {"images": images})
+    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    assert labels.dtype == np.uint8 and labels.shape == (n, h, w) and edges.shape == (n, h, w)
+    assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
+    np.testing.assert_allclose(edges, ref_edges, atol=EDGE_TOLERANCE)
+
+
+def test_export_carries_metadata_and_opset(model_and_meta, dynamic_file):
+    _, meta = model_and_meta
+    proto = onnx.load_model(str(dynamic_file))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= max(ONNX_OPSET, 17)
+    assert [i.name for i in proto.graph.input] == ["images"]
+    assert [o.name for o in proto.graph.output] == ["labels", "edges"]
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props[META_KEY])["class_names"] == list(meta.class_names)
+    read_meta, info = read_onnx_metadata(dynamic_file)
+    assert read_meta == meta
+    assert info.fixed_size is None and info.size_multiple == 8 and info.precision == "fp32"
+    assert json.loads(props[GRAPH_KEY])["size_multiple"] == 8
+
+
+def test_metadata_errors(tmp_path, dynamic_file):
+    with pytest.raises(ExportError, match="not found"):
+        read_onnx_metadata(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
+    with pytest.raises(ExportError, match="cannot read ONNX file"):
+        read_onnx_metadata(tmp_path / "junk.onnx")
+    proto = onnx.load_model(str(dynamic_file))
+    for p in proto.metadata_props:
+        if p.key == META_KEY:
+            p.value = json.dumps({"class_names": ["a"], "colour": 1})
+    onnx.save_model(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ExportError, match="unreadable bialign_ros metadata"):
+        read_onnx_metadata(tmp_path / "bad.onnx")
+
+
+def test_export_size_checks():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        check_size(100, 128, dynamic=True)
+    with pytest.raises(ValueError, match="out of range"):
+        check_size(8, 128, dynamic=True)
+    with pytest.raises(ValueError, match="out of range"):
+        check_size(4, 128)
+    check_size(75, 131)
+
+
+def test_network_logits_export_with_symbolic_size():
+    """The model itself (pyramid pooling, flow grid) exports with symbolic height and width."""
+    torch.manual_seed(0)
+    model = build_model("bialign_dfnet2", aux=False).eval()
+    dims = {2: torch.export.Dim("h", min=16, max=512), 3: torch.export.Dim("w", min=16, max=512)}
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(model, (torch.randn(1, 3, 64, 96),), dynamo=True, input_names=["x"],
+                                    output_names=["logits", "edges"], dynamic_shapes={"x": dims})
+    session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=CPU)
+    for size in ((100, 148), (48, 200)):  # sizes whose 1/32 maps are not multiples of the pyramid bins
+        x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
+        logits, _ = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            ref = model(x)[0].numpy()
+        assert logits.shape == ref.shape
+        assert np.abs(logits - ref).max() <= LOGIT_TOLERANCE * np.abs(ref).max()
+
+
+def test_cli_writes_a_checked_fixed_size_export(untrained_weights, model_and_meta, tmp_path):
+    out = tmp_path / "fixed.onnx"
+    proc = subprocess.run([sys.executable, "-m", "bialign_ros.cli.export", "--weights",
+                           str(untrained_weights), "--out", str(out), "--height", "60", "--width", "100"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "agree with PyTorch on" in proc.stdout
+    _, info = read_onnx_metadata(out)
+    assert info.fixed_size == (60, 100)  # not a multiple of 8: the general head path
+    model, meta = model_and_meta
+    images = _images(1, 60, 100, seed=3)
+    labels, edges = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
+    np.testing.assert_allclose(edges, ref_edges, atol=EDGE_TOLERANCE)
+    # Other image sizes are resized to the fixed input; labels come back by nearest neighbour.
+    seg = Segmenter.from_checkpoint(out, device="cpu", input_scale=0.5, warmup=False)
+    assert seg.network_size(120, 200) == (60, 100)
+    big = cv2.resize(images[0], (200, 120), interpolation=cv2.INTER_NEAREST)
+    res = seg.segment(big)
+    assert res.labels.shape == res.edges.shape == (120, 200)
+    assert np.array_equal(res.labels, cv2.resize(seg.segment(images[0]).labels, (200, 120),
+                                                 interpolation=cv2.INTER_NEAREST))
+
+
+def test_cli_errors(untrained_weights, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "bialign_ros.cli.export", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+
+    proc = run("--weights", tmp_path / "none.pt", "--out", tmp_path / "x.onnx")
+    assert proc.returncode == 2 and "not found" in proc.stderr
+    proc = run("--weights", untrained_weights, "--out", tmp_path / "x.ts", "--format", "torchscript",
+               "--dynamic")
+    assert proc.returncode == 2 and "ONNX exports only" in proc.stderr
+
+
+def test_fp16_export_runs_with_half_the_weights(model_and_meta, tmp_path):
+    model, meta = model_and_meta
+    out = export_onnx(model, meta, tmp_path / "half.onnx", 64, 96, fp16=True)
+    proto = onnx.load_model(str(out))
+    conv_weights = [t for t in proto.graph.initializer if t.name.endswith("weight") and len(t.dims) == 4]
+    assert conv_weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in conv_weights)
+    assert read_onnx_metadata(out)[1].precision == "fp16"
+    images = _images(1, 64, 96, seed=4)
+    labels, edges = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    assert edges.dtype == np.float16
+    # Untrained logits have tiny margins, so fp16 flips more labels than trained weights would.
+    assert (labels == ref_labels).mean() > 0.9
+    assert np.abs(edges.astype(np.float32) - ref_edges).max() < 0.01
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export(model_and_meta, tmp_path):
+    model, meta = model_and_meta
+    out = export_torchscript(model, meta, tmp_path / "graph.ts", 64, 96)
+    extra = {"meta.json": "", "graph.json": ""}
+    scripted = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["meta.json"])["class_names"] == list(meta.class_names)
+    assert json.loads(extra["graph.json"])["height"] == 64
+    images = _images(2, 64, 96, seed=5)
+    with torch.no_grad():
+        labels, edges = scripted(torch.from_numpy(images))
+    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    assert (labels.numpy() == ref_labels).mean() >= LABEL_AGREEMENT
+    np.testing.assert_allclose(edges.numpy(), ref_edges, atol=EDGE_TOLERANCE)
