@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bialign_ros.metrics import ConfusionMatrix, mean_iou, pixel_accuracy
 from training import evaluate
@@ -26,8 +27,17 @@ def _majority_baseline(root) -> tuple[float, float]:
     return mean_iou(cm.matrix), pixel_accuracy(cm.matrix)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: two OpenMP threads stall badly when another process takes a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_training_learns_synthetic_scenes(tmp_path):
+def test_training_learns_synthetic_scenes(tmp_path, one_thread):
     from bialign_ros.segmenter import Segmenter
     from bialign_ros.synthetic import render_scene, write_cityscapes
 

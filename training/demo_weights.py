@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
     eval_flags = ["--weights", str(run / "final.pt"), "--data-root", str(data), "--split", "val",
                   "--out-dir", str(results), "--scales", str(args.input_scale)]
+    if args.no_progress:
+        eval_flags.append("--no-progress")
     rc = evaluate.main(eval_flags)
     if rc != 0:
         return rc

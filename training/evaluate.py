@@ -107,6 +107,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="also average horizontally flipped inputs")
     p.add_argument("--max-images", type=int, default=0, help="evaluate only the first N images (0: all)")
     p.add_argument("--no-pred", action="store_true", help="do not write prediction PNGs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out-dir", required=True, type=Path)
     return p
 
@@ -147,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flip=args.flip,
             max_images=args.max_images,
             on_prediction=None if args.no_pred else write_prediction,
+            progress=not args.no_progress,
         )
         if ctx.is_main:
             summary = summarize(matrix, meta.class_names)
