@@ -33,20 +33,19 @@ test: lint pytest $(EXTRA_TESTS)
 pytest: venv
 	$(PY) -m pytest -q test
 
-# The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet.
-demo: venv
-	$(PY) -m bialign_ros.cli.ros_demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)
+# The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet. Without
+# WEIGHTS it uses the demo weights trained on the synthetic set (trained once, then cached).
+DEMO_RUN_WEIGHTS = $(or $(WEIGHTS),$(DEMO_WEIGHTS))
+demo: venv $(if $(WEIGHTS),,$(DEMO_WEIGHTS))
+	$(PY) -m bialign_ros.cli.ros_demo --weights "$(DEMO_RUN_WEIGHTS)" --out-dir $(DEMO_DIR)
 
 # The same model on image files, without ROS.
-demo-images: venv
-	$(PY) -m bialign_ros.demo --weights "$(WEIGHTS)" --out-dir $(DEMO_DIR)/images
+demo-images: venv $(if $(WEIGHTS),,$(DEMO_WEIGHTS))
+	$(PY) -m bialign_ros.demo --weights "$(DEMO_RUN_WEIGHTS)" --out-dir $(DEMO_DIR)/images
 
 bench-node: venv
 	$(PY) -m bialign_ros.cli.node_benchmark --width 2048 --height 1024 --rate 30 --duration 15 --input-scale 0.25
 
-bench: venv
-	$(PY) -m bialign_ros.cli.benchmark --height 512 --width 1024
-	$(PY) -m bialign_ros.cli.benchmark --height 1024 --width 2048
 
 clean:
 	rm -rf build install log $(DEMO_DIR) *.egg-info

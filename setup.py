@@ -24,6 +24,8 @@ CONSOLE_SCRIPTS = [
     "bialign_bag_play = bialign_ros.cli.bag_play:main",
     "bialign_bag_eval = bialign_ros.cli.bag_eval:main",
     "bialign_eval_live = bialign_ros.cli.eval_live:main",
+    "bialign_export = bialign_ros.cli.export:main",
+    "bialign_quantize = bialign_ros.cli.quantize:main",
 ]
 
 setup(

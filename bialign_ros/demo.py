@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 
+from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.cli import segment as segment_cli
 from bialign_ros.synthetic import render_scene
 from bialign_ros.weights import untrained_checkpoint
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--width", type=int, default=1024)
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="network input scale (default: the scale the weights were trained for, else 1)")
     return p
 
 
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         weights = str(untrained_checkpoint(out / "untrained_bialign_dfnet2.pt"))
         print(f"{BANNER}\nWARNING: no WEIGHTS given: running UNTRAINED weights, so the labels are noise.\n"
               f"Pass trained weights with: make demo WEIGHTS=path/to/checkpoint.pt\n{BANNER}")
+    if args.input_scale is None:
+        args.input_scale = float(load_checkpoint(weights)[1].training.get("input_scale", 1.0))
     paths = []
     for i in range(args.frames):
         frame = render_scene(seed=1000 + i, height=args.height, width=args.width)
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
         paths.append(str(path))
     seg_dir = out / "segment"
-    rc = segment_cli.main(["--weights", weights, "--out-dir", str(seg_dir), "--color", *paths])
+    rc = segment_cli.main(["--weights", weights, "--out-dir", str(seg_dir), "--color",
+                           "--input-scale", str(args.input_scale), *paths])
     if rc == 0:
         print("overlays:")
         for p in sorted(seg_dir.glob("*_overlay.png")):

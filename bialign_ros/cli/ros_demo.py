@@ -20,6 +20,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.cli.output_collector import OutputCollector, OutputSummary
 from bialign_ros.cli.processes import ChildProcess, python_module, ros_env
 from bialign_ros.transport import use_transport_profile
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=512)
-    p.add_argument("--input-scale", type=float, default=0.5, help="node input_scale (default 0.5)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="node input_scale (default: the scale the weights were trained for, else 0.5)")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     p.add_argument("--domain-id", type=int, default=100 + os.getpid() % 100)
     return p
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         weights = str(untrained_checkpoint(out / "untrained_bialign_dfnet2.pt"))
         print(f"{BANNER}\nWARNING: no weights given: running UNTRAINED weights, so the labels are noise.\n"
               f"Pass trained weights with: make demo WEIGHTS=path/to/checkpoint.pt\n{BANNER}", flush=True)
+    if args.input_scale is None:
+        args.input_scale = float(load_checkpoint(weights)[1].training.get("input_scale", 0.5))
     use_transport_profile()
     env = ros_env(args.domain_id)
     node = ChildProcess(python_module("bialign_ros.node", "--ros-args", "-p", f"weights:={weights}",
