@@ -208,7 +208,7 @@ class BiAlignNode(LifecycleNode):
     def _configure(self) -> None:
         cfg = self.config
         self.segmenter = Segmenter.from_checkpoint(cfg.weights, device=cfg.device, precision=cfg.precision,
-                                                   input_scale=cfg.input_scale)
+                                                   input_scale=cfg.input_scale, backend=cfg.backend)
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
         self._declare_class_table(self.segmenter)

@@ -89,6 +89,7 @@ def _fmt(x: float) -> str:
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "tensorrt")
 RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
 TRANSPORT_CHOICES = ("raw", "compressed")
 
@@ -103,6 +104,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               choices=DEVICE_CHOICES, pattern=r"auto|cpu|cuda(:\d+)?"),
     ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA and fp32 on the CPU.",
               choices=PRECISION_CHOICES),
+    ParamSpec("backend", "auto",
+              "Inference backend: auto follows the weights file (.pt torch, .onnx onnxruntime, "
+              ".engine/.plan tensorrt).", choices=BACKEND_CHOICES),
     ParamSpec("input_scale", 1.0,
               "Scale of the network input relative to the camera image (e.g. 0.5 on a CPU); "
               "every output stays at the camera's resolution.",
@@ -158,6 +162,7 @@ class NodeConfig:
     weights: str
     device: str
     precision: str
+    backend: str
     input_scale: float
     input_transport: str
     qos_reliability: str
