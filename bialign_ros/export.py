@@ -21,6 +21,7 @@ from typing import Any
 import onnx
 import torch
 
+from bialign_ros.backends.base import MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE
 from bialign_ros.backends.graph import HEAD_FACTOR, InferenceGraph
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.model import BiAlignNet
@@ -32,9 +33,6 @@ META_KEY = "bialign_ros.meta"
 GRAPH_KEY = "bialign_ros.graph"
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("labels", "edges")
-MIN_DYNAMIC_SIDE = 16
-"""Smallest height/width of a dynamic-size export (two 1/8 cells: the exporter fixes sizes of 1)."""
-MAX_DYNAMIC_SIDE = 8192
 EXPORT_FORMATS = ("onnx", "torchscript")
 
 

@@ -20,10 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from bialign_ros.backends.base import BACKENDS, Runner, backend_for_file
+from bialign_ros.backends.base import BACKENDS, MIN_DYNAMIC_SIDE, Runner, backend_for_file
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.colorize import colorize, make_palette, overlay
-from bialign_ros.export import MIN_DYNAMIC_SIDE
 
 LOG = logging.getLogger(__name__)
 

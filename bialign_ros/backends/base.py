@@ -12,6 +12,10 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime", "tensorrt")
 """``auto`` follows the weights file: ``.onnx`` -> onnxruntime, ``.engine``/``.plan`` -> tensorrt,
 anything else -> torch."""
 
+MIN_DYNAMIC_SIDE = 16
+"""Smallest height/width of a dynamic-size export (two 1/8 cells: the exporter fixes sizes of 1)."""
+MAX_DYNAMIC_SIDE = 8192
+
 _SUFFIX_BACKEND = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
 _BACKEND_SUFFIXES = {"onnxruntime": (".onnx",), "tensorrt": (".engine", ".plan", ".onnx")}
 

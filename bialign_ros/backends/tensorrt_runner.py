@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bialign_ros.backends.base import BackendUnavailable, Runner, check_batch
-from bialign_ros.export import INPUT_NAME, MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE, read_onnx_metadata
+from bialign_ros.backends.base import MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE, BackendUnavailable, Runner, check_batch
+from bialign_ros.export import INPUT_NAME, read_onnx_metadata
 
 LOG = logging.getLogger(__name__)
 
