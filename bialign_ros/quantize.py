@@ -3,7 +3,8 @@
 The recipe (measured on this project's CPUs): export the fp32 graph with the space-to-depth
 stems, run ``quant_pre_process`` (shape inference and graph clean-up), then ``quantize_static``
 in QDQ format with per-channel symmetric int8 weights and asymmetric uint8 activations (int8
-activations are about twice as slow here), MinMax ranges from the user's calibration frames.
+activations are about twice as slow here), activation ranges from the 99.99th percentile of the
+user's calibration frames (one frame in memory at a time).
 
 Which parts stay in floating point is a deliberate choice (:data:`FLOAT_PARTS`):
 
@@ -43,6 +44,9 @@ LOG = logging.getLogger(__name__)
 FLOAT_PARTS: tuple[str, ...] = ("flow", "logits", "classifier")
 """Parts of the graph that can be kept in floating point (see the module docstring)."""
 DEFAULT_FLOAT_PARTS: tuple[str, ...] = ("flow", "logits")
+CALIBRATION_METHODS = {"percentile": "Percentile", "minmax": "MinMax"}
+"""Activation-range methods: ours -> ONNX Runtime's CalibrationMethod name."""
+CALIBRATION_PERCENTILE = 99.99
 ALIGN_SCOPES = ("spatial2Context", "context2Spatial")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
@@ -57,6 +61,7 @@ class QuantizationReport:
     held_out_frames: int
     float_parts: tuple[str, ...]
     float_nodes: int
+    method: str
     agreement: float | None
     """Fraction of held-out pixels whose int8 label equals the fp32 graph's (None without held-out frames)."""
 
@@ -66,8 +71,8 @@ class QuantizationReport:
             f"label agreement with fp32 on {self.held_out_frames} held-out frame(s): "
             f"{100 * self.agreement:.3f}%")
         return (f"{self.out}: int8 (QDQ, u8 activations, per-channel s8 weights), {self.calibration_frames} "
-                f"calibration frame(s), float parts: {', '.join(self.float_parts) or 'none'} "
-                f"({self.float_nodes} nodes); {agree}")
+                f"calibration frame(s) ({self.method} ranges), float parts: "
+                f"{', '.join(self.float_parts) or 'none'} ({self.float_nodes} nodes); {agree}")
 
 
 def find_images(directory: str | Path) -> list[Path]:
@@ -191,10 +196,21 @@ def _drop_unused(proto) -> None:
 
 
 class _FrameReader:
-    """Calibration frames for ONNX Runtime's calibrator, one at a time."""
+    """Calibration frames for ONNX Runtime's calibrator, one at a time.
+
+    ``__len__`` and ``set_range`` let the calibrator take them in slices (``CalibStridedMinMax``),
+    so that it holds the activations of one frame at a time instead of all of them.
+    """
 
     def __init__(self, frames: Sequence[np.ndarray]) -> None:
-        self._it = iter(frames)
+        self._frames = list(frames)
+        self._it = iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._it = iter(self._frames[start_index:end_index])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         frame = next(self._it, None)
@@ -223,13 +239,16 @@ def label_agreement(reference, candidate, frames: Sequence[np.ndarray]) -> float
 
 def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibration: Sequence[np.ndarray],
                    held_out: Sequence[np.ndarray] = (), dynamic: bool = True,
-                   float_parts: Sequence[str] = DEFAULT_FLOAT_PARTS, threads: int = 0) -> QuantizationReport:
+                   float_parts: Sequence[str] = DEFAULT_FLOAT_PARTS, method: str = "percentile",
+                   threads: int = 0) -> QuantizationReport:
     """Write a static int8 ONNX model of ``model`` calibrated on ``calibration`` frames (RGB uint8,
     all of one size, which is also the traced size) and measure its label agreement with the fp32
     export on the ``held_out`` frames (never used for calibration).
 
     ``dynamic`` keeps height and width symbolic (multiples of 8), so one file serves every camera
-    size; otherwise the file takes only the calibration size.
+    size; otherwise the file takes only the calibration size. ``method`` sets the activation
+    ranges: ``percentile`` (99.99 % of each tensor's magnitudes; one to two points more label
+    agreement than ``minmax`` in our measurements) or ``minmax``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -238,6 +257,9 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
 
     if not calibration:
         raise ValueError("quantisation needs at least one calibration frame")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}; "
+                         f"got {method!r}")
     sizes = {f.shape for f in calibration} | {f.shape for f in held_out}
     if len(sizes) != 1:
         raise ValueError(f"calibration and held-out frames must share one size, got {sorted(sizes)}")
@@ -252,8 +274,10 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
         excluded = float_node_names(onnx.load_model(str(prepared)), float_parts)
         quantize_static(str(prepared), str(out), _FrameReader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded,
+                        calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
+                        nodes_to_exclude=excluded,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                                       "CalibPercentile": CALIBRATION_PERCENTILE, "CalibStridedMinMax": 1,
                                        # the two classifiers are the graph's only Gemm nodes
                                        "OpTypesToExcludeOutputQuantization":
                                            ["Gemm"] if "logits" in float_parts else []})
@@ -262,7 +286,8 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
         _, info = parse_metadata({p.key: p.value for p in onnx.load_model(str(fp32), load_external_data=False)
                                   .metadata_props}, fp32)
         notes = {"calibration_frames": len(calibration), "calibration_size": [height, width],
-                 "float_parts": list(float_parts), "argmax_after_cast": rewired > 0}
+                 "calibration_method": method, "float_parts": list(float_parts),
+                 "argmax_after_cast": rewired > 0}
         int8_info = GraphInfo(precision="int8", height=info.height, width=info.width,
                               size_multiple=info.size_multiple, space_to_depth=True, notes=notes)
         set_onnx_metadata(proto, meta, int8_info)
@@ -275,4 +300,5 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
             set_onnx_metadata(proto, meta, replace(int8_info, notes=notes))
             onnx.save_model(proto, str(out))
     return QuantizationReport(out=out, calibration_frames=len(calibration), held_out_frames=len(held_out),
-                              float_parts=tuple(float_parts), float_nodes=len(excluded), agreement=agreement)
+                              float_parts=tuple(float_parts), float_nodes=len(excluded), method=method,
+                              agreement=agreement)

@@ -98,7 +98,7 @@ def test_suite_runs_configurations_side_by_side(suite):
 def test_suite_writes_report_and_plot(suite):
     text = (suite / "bench.md").read_text()
     record = json.loads((suite / "suite.json").read_text())
-    assert record["hardware"]["cpu"] in text and "## 96x64" in text
+    assert record["hardware"]["cpu"] in text and "## 64x96 (height x width)" in text
     assert "| torch-fp32 |" in text and "| onnxruntime-fp32 |" in text and "UNTRAINED" in text
     assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown_report(record) == text

@@ -15,10 +15,12 @@ from onnx import TensorProto, helper, numpy_helper
 from bialign_ros.backends.ort_runner import OrtRunner
 from bialign_ros.export import read_onnx_metadata
 from bialign_ros.quantize import (
+    CALIBRATION_METHODS,
     argmax_after_cast,
     find_images,
     float_node_names,
     label_agreement,
+    quantize_model,
     read_frames,
 )
 from bialign_ros.segmenter import Segmenter
@@ -58,6 +60,7 @@ def test_file_records_how_it_was_made(int8_file):
     assert info.precision == "int8" and info.fixed_size is None and info.size_multiple == 8
     notes = info.notes
     assert notes["calibration_frames"] == 3 and notes["held_out_frames"] == 1
+    assert notes["calibration_method"] == "percentile"
     assert notes["float_parts"] == ["flow", "logits"]
     assert 0.0 <= notes["label_agreement_with_fp32"] <= 1.0
     assert meta.num_classes == 19
@@ -137,6 +140,17 @@ def test_float_parts_select_their_nodes(int8_file):
     assert "ArgMax" in after and "Sigmoid" in after and "Gemm" not in after
     with pytest.raises(ValueError, match="choose from flow, logits, classifier"):
         float_node_names(proto, ["head"])
+
+
+def test_calibration_methods_are_checked(untrained_weights):
+    from onnxruntime.quantization import CalibrationMethod
+
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    assert all(hasattr(CalibrationMethod, name) for name in CALIBRATION_METHODS.values())
+    model, meta = load_inference_model(untrained_weights)
+    with pytest.raises(ValueError, match="percentile, minmax"):
+        quantize_model(model, meta, "unused.onnx", [render_scene(1, H, W).image], method="entropy")
 
 
 def test_calibration_images_are_found_and_read(calib_dir, tmp_path):

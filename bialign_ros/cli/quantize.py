@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from bialign_ros.checkpoint import CheckpointError
-from bialign_ros.quantize import DEFAULT_FLOAT_PARTS, FLOAT_PARTS, find_images, quantize_model, read_frames
+from bialign_ros.quantize import (
+    CALIBRATION_METHODS,
+    DEFAULT_FLOAT_PARTS,
+    FLOAT_PARTS,
+    find_images,
+    quantize_model,
+    read_frames,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None,
                    help="part kept in floating point (repeatable; default: flow and logits; "
                         "'none': all int8)")
+    p.add_argument("--calibration", choices=tuple(CALIBRATION_METHODS), default="percentile",
+                   help="activation ranges: 99.99th percentile (default) or min/max of the frames")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads for the check (0: physical cores)")
     return p
@@ -63,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         calib = read_frames(paths[:split][: args.max_calib], args.height, args.width)
         held_out = read_frames(paths[split:], args.height, args.width)
         report = quantize_model(model, meta, args.out, calib, held_out, dynamic=not args.static,
-                                float_parts=float_parts(args.float_parts), threads=args.threads)
+                                float_parts=float_parts(args.float_parts), method=args.calibration,
+                                threads=args.threads)
     except (CheckpointError, ValueError) as exc:
         print(f"bialign_quantize: error: {exc}", file=sys.stderr)
         return 2
