@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bialign_ros.checkpoint import ModelMeta, save_checkpoint
 from bialign_ros.model import build_model
 from training.config import load_config
 from training.distributed import DistContext
@@ -32,4 +33,21 @@ def test_bad_backbone_files_are_named(tmp_path):
     torch.save({"stage1.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     cfg = load_config(None, [f"model.backbone_weights={tmp_path / 'wrong.pth'}"])
     with pytest.raises(ValueError, match="backbone weights do not fit"):
+        build_training_model(cfg, DistContext())
+
+
+def test_init_weights_fine_tune_from_a_whole_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    source = build_model(aux=True, edge=True)
+    path = tmp_path / "start.pt"
+    save_checkpoint(path, source.state_dict(), ModelMeta(arch="bialign_dfnet2"))
+    cfg = load_config(None, [f"model.init_weights={path}", "model.backbone_weights=ignored.pth"])
+    _, bare = build_training_model(cfg, DistContext())
+    loaded = bare.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
+
+    save_checkpoint(tmp_path / "dfnet1.pt", build_model("bialign_dfnet1").state_dict(),
+                    ModelMeta(arch="bialign_dfnet1"))
+    cfg = load_config(None, [f"model.init_weights={tmp_path / 'dfnet1.pt'}"])
+    with pytest.raises(ValueError, match="holds bialign_dfnet1, the config trains bialign_dfnet2"):
         build_training_model(cfg, DistContext())

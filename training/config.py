@@ -77,6 +77,8 @@ class ModelConfig:
     arch: str = "bialign_dfnet2"
     gate: str = "simple"
     backbone_weights: str = ""
+    init_weights: str = ""
+    """A bialign_ros checkpoint of the same arch to fine-tune from (all heads; wins over backbone_weights)."""
     sync_bn: bool = True
 
 

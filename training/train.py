@@ -122,12 +122,15 @@ def build_training_model(
 ) -> tuple[nn.Module, nn.Module]:
     """The model with auxiliary and edge heads, on its device, SyncBN + DDP when distributed.
 
-    ``state`` (a resumed state dict) takes precedence over ``model.backbone_weights``.
+    ``state`` (a resumed state dict) takes precedence over ``model.init_weights`` (a whole
+    bialign_ros checkpoint to fine-tune from), which takes precedence over ``model.backbone_weights``.
     Returns ``(model, model_without_ddp)``.
     """
     model = build_model(cfg.model.arch, num_classes=NUM_CLASSES, gate=cfg.model.gate, aux=True, edge=True)
     if state is not None:
         model.load_state_dict(state, strict=True)
+    elif cfg.model.init_weights:
+        load_init_weights(model, cfg.model.init_weights, cfg.model.arch)
     elif cfg.model.backbone_weights:
         ignored = load_backbone_state_dict(model, read_backbone_file(cfg.model.backbone_weights))
         if ctx.is_main and ignored:
@@ -138,6 +141,21 @@ def build_training_model(
     model = sync_batchnorm(model, cfg.model.sync_bn, ctx)
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids), model
+
+
+def load_init_weights(model: nn.Module, path: str, arch: str) -> None:
+    """Load a whole bialign_ros checkpoint of ``arch`` into ``model`` (heads it lacks keep their
+    fresh initialisation); a different arch or mismatched shapes raise ``ValueError``."""
+    state, meta, _ = load_checkpoint(path)
+    if meta.arch != arch:
+        raise ValueError(f"model.init_weights: {path} holds {meta.arch}, the config trains {arch}")
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    unknown = [k for k in state if k not in own]
+    if wrong or unknown:
+        raise ValueError(f"model.init_weights: {path} does not fit {arch}: "
+                         f"{len(wrong)} shape mismatch(es) {wrong[:3]}, {len(unknown)} unknown key(s) {unknown[:3]}")
+    model.load_state_dict(state, strict=False)
 
 
 def sync_batchnorm(model: nn.Module, enabled: bool, ctx: du.DistContext) -> nn.Module:
@@ -392,6 +410,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="Cityscapes root holding leftImg8bit/ and gtFine/ (data.root)")
     p.add_argument("--out-dir", help="run directory for checkpoints and logs (out_dir)")
     p.add_argument("--backbone-weights", help="ImageNet DFNet weights file (model.backbone_weights)")
+    p.add_argument("--init-weights", help="bialign_ros checkpoint to fine-tune from (model.init_weights)")
     p.add_argument("--iterations", type=int, help="optimiser steps (optim.iterations)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="device (device)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -407,6 +426,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "data.root": args.data_root,
         "out_dir": args.out_dir,
         "model.backbone_weights": args.backbone_weights,
+        "model.init_weights": args.init_weights,
         "optim.iterations": args.iterations,
         "device": args.device,
     }
