@@ -2,9 +2,11 @@
 
 A managed (lifecycle) node that runs by itself (``autostart``): configure validates the
 parameters and loads the model, activate subscribes, deactivate unsubscribes, cleanup frees the
-model. The subscription callback only hands frames to a :class:`FramePipeline`; decoding,
-inference and publishing run on its worker thread. Every output carries the input's header and
-the input's resolution. Run it with ``bialign_node`` or ``python -m bialign_ros.node``.
+model. It serves one camera (``image``), or several (parameter ``cameras``: ``front/image``,
+``left/image``, ...) with one model. The subscription callbacks only hand frames to a
+:class:`BatchPipeline` with one slot per camera; decoding, inference (one forward pass per
+batch of same-size frames) and publishing run on its worker thread. Every output carries its
+input's header and resolution. Run it with ``bialign_node`` or ``python -m bialign_ros.node``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import posixpath
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -28,9 +32,9 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, PipelineStats, group_by
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.codec import compressed_to_rgb8, fill_image, image_to_rgb8
-from bialign_ros.frame_pipeline import FramePipeline
 from bialign_ros.node_interface import (
     CAMERA_INFO,
     COMPRESSED_SUFFIX,
@@ -38,6 +42,8 @@ from bialign_ros.node_interface import (
     INPUT_TOPIC,
     NODE_NAME,
     OUTPUT_TOPICS,
+    camera_topic,
+    diagnostic_name,
 )
 from bialign_ros.node_params import (
     PARAM_SPECS,
@@ -61,8 +67,8 @@ from bialign_ros.qos import (
     policy_name,
     publisher_requirement,
 )
-from bialign_ros.rate_stats import LatencyStats, RateMeter
-from bialign_ros.segmenter import Segmenter
+from bialign_ros.rate_stats import StreamStats
+from bialign_ros.segmenter import SegmentationResult, Segmenter
 from bialign_ros.transport import use_transport_profile
 
 try:  # vision_msgs ships with ROS distros but not on PyPI
@@ -85,6 +91,31 @@ class _Frame:
     """time.monotonic() when the callback got it."""
 
 
+@dataclass
+class _Camera:
+    """One served camera: its topics, subscriptions, publishers and statistics."""
+
+    name: str
+    """The camera's namespace in ``cameras``; empty for the node's single camera."""
+    input_topic: str
+    camera_info_topic: str
+    fixed_reliability: str | None
+    """Reliability from qos_reliability or the standard override; None: match the publishers."""
+    logger: Any
+    stats: StreamStats = field(default_factory=StreamStats)
+    pubs: dict[str, Any] = field(default_factory=dict)
+    image_sub: Any = None
+    camera_info_sub: Any = None
+    sub_reliability: str = ""
+    subscription_qos: str = ""
+    camera_info: CameraInfo | None = None
+
+    @property
+    def source(self) -> str:
+        """The input topic, with the camera's name when the node serves several."""
+        return f"{self.input_topic} (camera {self.name})" if self.name else self.input_topic
+
+
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
                                additional_constraints=f"allowed: {spec.allowed}")
@@ -104,7 +135,7 @@ def label_info_entries(class_names: tuple[str, ...], ignore_index: int) -> list[
 
 
 class BiAlignNode(LifecycleNode):
-    """Semantic segmentation of a camera topic with a BiAlignNet checkpoint."""
+    """Semantic segmentation of one or several camera topics with a BiAlignNet checkpoint."""
 
     def __init__(self, **kwargs: Any) -> None:
         """Declare and check every parameter; raises :class:`ParamError` on a bad value."""
@@ -118,26 +149,20 @@ class BiAlignNode(LifecycleNode):
             self.undeclare_parameter(spec.name)
         self.config: NodeConfig = validate_params(given)
         for spec in PARAM_SPECS:
-            self.declare_parameter(spec.name, getattr(self.config, spec.name), _descriptor(spec),
-                                   ignore_override=True)
+            # An empty cameras list is declared as rclpy infers it (an empty byte array, rclpy#912).
+            value = getattr(self.config, spec.name)
+            self.declare_parameter(spec.name, list(value) if isinstance(value, tuple) else value,
+                                   _descriptor(spec), ignore_override=True)
         self._live = {name: getattr(self.config, name)
                       for name in ("publish_edges", "publish_color", "publish_overlay", "overlay_alpha")}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.input_topic = self.resolve_topic_name(INPUT_TOPIC)
-        if self.config.input_transport == "compressed":
-            self.input_topic = posixpath.join(self.input_topic, COMPRESSED_SUFFIX)
-        self._camera_info_topic = posixpath.join(posixpath.dirname(self.resolve_topic_name(INPUT_TOPIC)),
-                                                 CAMERA_INFO)
-        override = f"qos_overrides.{self.input_topic}.subscription.reliability"
-        self._fixed_reliability = self._declare_reliability_override(override)
+        self.cameras = [self._camera(name) for name in self.config.cameras or ("",)]
+        self._by_name = {cam.name: cam for cam in self.cameras}
+        self.input_topic = ", ".join(cam.input_topic for cam in self.cameras)
 
         self.segmenter: Segmenter | None = None
-        self._pubs: dict[str, Any] = {}
-        self._pipeline: FramePipeline[_Frame] | None = None
-        self._image_sub = self._camera_info_sub = None
-        self._sub_reliability = ""
-        self._camera_info: CameraInfo | None = None
+        self._pipeline: BatchPipeline[_Frame] | None = None
         self._state = "unconfigured"
         self._reset_stats()
 
@@ -145,11 +170,22 @@ class BiAlignNode(LifecycleNode):
         self._diag_timer = self.create_timer(1.0, self._on_diagnostics_timer)
         self._last_log = time.monotonic()
 
+    def _camera(self, name: str) -> _Camera:
+        image = self.resolve_topic_name(camera_topic(name, INPUT_TOPIC))
+        compressed = self.config.input_transport == "compressed"
+        topic = posixpath.join(image, COMPRESSED_SUFFIX) if compressed else image
+        # A logger per camera: throttled errors of one camera must not hide those of another.
+        return _Camera(name=name, input_topic=topic,
+                       camera_info_topic=posixpath.join(posixpath.dirname(image), CAMERA_INFO),
+                       fixed_reliability=self._declare_reliability_override(topic),
+                       logger=self.get_logger().get_child(name) if name else self.get_logger())
+
     # ---------------------------------------------------------------- parameters
-    def _declare_reliability_override(self, name: str) -> str | None:
-        """rclpy's standard reliability override of the image subscription, when the user gave one."""
+    def _declare_reliability_override(self, topic: str) -> str | None:
+        """rclpy's standard reliability override of an image subscription, when the user gave one."""
+        name = f"qos_overrides.{topic}.subscription.reliability"
         desc = ParameterDescriptor(
-            description=f"Reliability of the subscription {self.input_topic}; overrides "
+            description=f"Reliability of the subscription {topic}; overrides "
                         f"qos_reliability when set (empty: use qos_reliability).",
             read_only=True, additional_constraints="allowed: empty, reliable, best_effort")
         value = self.declare_parameter(name, "", desc).value
@@ -214,36 +250,48 @@ class BiAlignNode(LifecycleNode):
         self._declare_class_table(self.segmenter)
         overrides = QoSOverridingOptions.with_default_policies()
         qos = output_qos(cfg.qos_depth)
-        for key in ("labels", "edges", "color", "overlay"):
-            self._pubs[key] = self.create_lifecycle_publisher(Image, OUTPUT_TOPICS[key], qos,
-                                                              qos_overriding_options=overrides)
-        self._pubs["camera_info"] = self.create_lifecycle_publisher(
-            CameraInfo, OUTPUT_TOPICS["camera_info"], qos, qos_overriding_options=overrides)
-        if LabelInfo is not None:
-            self._pubs["label_info"] = self.create_lifecycle_publisher(
-                LabelInfo, OUTPUT_TOPICS["label_info"], latched_qos())
+        for cam in self.cameras:
+            for key in ("labels", "edges", "color", "overlay"):
+                cam.pubs[key] = self.create_lifecycle_publisher(
+                    Image, camera_topic(cam.name, OUTPUT_TOPICS[key]), qos, qos_overriding_options=overrides)
+            cam.pubs["camera_info"] = self.create_lifecycle_publisher(
+                CameraInfo, camera_topic(cam.name, OUTPUT_TOPICS["camera_info"]), qos,
+                qos_overriding_options=overrides)
+            if LabelInfo is not None:
+                cam.pubs["label_info"] = self.create_lifecycle_publisher(
+                    LabelInfo, camera_topic(cam.name, OUTPUT_TOPICS["label_info"]), latched_qos())
         seg = self.segmenter
+        mode = "latest frame wins" if cfg.drop_frames else "evaluation mode: every frame is processed"
+        if cfg.cameras:
+            inputs = "; ".join(f"camera {c.name}: input {c.input_topic}, camera_info {c.camera_info_topic}"
+                               for c in self.cameras)
+            inputs = (f"{len(self.cameras)} cameras ({cfg.input_transport}, frames arriving within "
+                      f"{cfg.batch_window * 1e3:g} ms run in one batch): {inputs}")
+        else:
+            cam = self.cameras[0]
+            inputs = f"input {cam.input_topic} ({cfg.input_transport}), camera_info {cam.camera_info_topic}"
         self.get_logger().info(
             f"model {seg.meta.arch} ({cfg.weights}) on {seg.device}, precision {seg.precision}, "
-            f"backend {seg.backend}, input_scale {seg.input_scale:g}; input {self.input_topic} "
-            f"({cfg.input_transport}), camera_info {self._camera_info_topic}; "
-            f"{'latest frame wins' if cfg.drop_frames else 'evaluation mode: every frame is processed'}")
+            f"backend {seg.backend}, input_scale {seg.input_scale:g}; {inputs}; {mode}")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the inference worker and subscribe to the camera."""
+        """Start the inference worker and subscribe to the cameras."""
         result = super().on_activate(state)
         self._reset_stats()
-        self._pipeline = FramePipeline(self._process, drop_frames=self.config.drop_frames,
+        cfg = self.config
+        self._pipeline = BatchPipeline(self._process_batch, [cam.name for cam in self.cameras],
+                                       drop_frames=cfg.drop_frames, batch_window=cfg.batch_window,
                                        on_error=self._on_frame_error).start()
-        self._camera_info_sub = self.create_subscription(CameraInfo, self._camera_info_topic,
-                                                         self._on_camera_info, camera_info_qos())
-        self._update_subscription()
+        for cam in self.cameras:
+            cam.camera_info_sub = self.create_subscription(
+                CameraInfo, cam.camera_info_topic, partial(self._on_camera_info, cam), camera_info_qos())
+            self._update_subscription(cam)
         self._publish_label_info()
         self._state = "active"
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe and stop the worker after the frame in progress."""
+        """Unsubscribe and stop the worker after the batch in progress."""
         self._stop_input()
         self._state = "inactive"
         return super().on_deactivate(state)
@@ -259,96 +307,136 @@ class BiAlignNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def _stop_input(self) -> None:
-        for sub in (self._image_sub, self._camera_info_sub):
-            if sub is not None:
-                self.destroy_subscription(sub)
-        self._image_sub = self._camera_info_sub = None
-        self._sub_reliability = ""
+        for cam in self.cameras:
+            for sub in (cam.image_sub, cam.camera_info_sub):
+                if sub is not None:
+                    self.destroy_subscription(sub)
+            cam.image_sub = cam.camera_info_sub = None
+            cam.sub_reliability = ""
         if self._pipeline is not None:
             self._pipeline.stop()
 
     def release(self) -> None:
         """Stop input and free the publishers and the model; safe to call more than once."""
         self._stop_input()
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs.clear()
+        for cam in self.cameras:
+            for pub in cam.pubs.values():
+                self.destroy_lifecycle_publisher(pub)
+            cam.pubs.clear()
         if self.segmenter is not None:
             self.segmenter.close()
             self.segmenter = None
         self._state = "unconfigured"
 
     # ---------------------------------------------------------------- input
-    def _update_subscription(self) -> None:
-        """(Re)subscribe when the reliability that matches the publishers has changed."""
-        reliability = self._fixed_reliability or match_reliability(
-            policy_name(info.qos_profile.reliability) for info in self.get_publishers_info_by_topic(self.input_topic))
-        if self._image_sub is not None and reliability == self._sub_reliability:
+    def _update_subscription(self, cam: _Camera) -> None:
+        """(Re)subscribe ``cam`` when the reliability that matches its publishers has changed."""
+        publishers = self.get_publishers_info_by_topic(cam.input_topic)
+        reliability = cam.fixed_reliability or match_reliability(
+            policy_name(info.qos_profile.reliability) for info in publishers)
+        if cam.image_sub is not None and reliability == cam.sub_reliability:
             return
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
+        if cam.image_sub is not None:
+            self.destroy_subscription(cam.image_sub)
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
         qos = image_qos(reliability, self.config.qos_depth)
-        self._image_sub = self.create_subscription(
-            msg_type, self.input_topic, self._on_image, qos,
+        cam.image_sub = self.create_subscription(
+            msg_type, cam.input_topic, partial(self._on_image, cam), qos,
             qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]))
-        self._sub_reliability = reliability
-        self._subscription_qos = describe_qos(qos)
-        how = "fixed" if self._fixed_reliability else "matching the publishers (qos_reliability auto)"
-        self.get_logger().info(f"subscribed to {self.input_topic} [{msg_type.__name__}] with QoS "
-                               f"{self._subscription_qos}, reliability {how}")
+        cam.sub_reliability = reliability
+        cam.subscription_qos = describe_qos(qos)
+        how = "fixed" if cam.fixed_reliability else "matching the publishers (qos_reliability auto)"
+        self.get_logger().info(f"subscribed to {cam.input_topic} [{msg_type.__name__}] with QoS "
+                               f"{cam.subscription_qos}, reliability {how}")
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, cam: _Camera, msg: Image | CompressedImage) -> None:
         now = time.monotonic()
-        self._input_rate.tick(now)
-        self._last_input = now
-        self._pipeline.submit(_Frame(msg, now))
+        self._stats.frame_in(now)
+        cam.stats.frame_in(now)
+        self._pipeline.submit(cam.name, _Frame(msg, now))
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
+        cam.camera_info = msg
 
     # ---------------------------------------------------------------- inference (worker thread)
-    def _process(self, frame: _Frame) -> None:
-        msg, seg, pubs, live = frame.msg, self.segmenter, self._pubs, self._live
-        image = compressed_to_rgb8(msg) if isinstance(msg, CompressedImage) else image_to_rgb8(msg)
-        want = {key: live[f"publish_{key}"] and pubs[key].get_subscription_count() > 0
+    def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome]:
+        """Decode every frame, run one forward pass per image size, publish each on its camera's topics.
+
+        A frame that fails fails alone: the other frames of the batch are processed as usual.
+        """
+        outcomes: list[Outcome] = [None] * len(batch)
+        decoded: list[tuple[int, np.ndarray]] = []
+        for i, item in enumerate(batch):
+            msg = item.frame.msg
+            decode = compressed_to_rgb8 if isinstance(msg, CompressedImage) else image_to_rgb8
+            try:
+                decoded.append((i, decode(msg)))
+            except Exception as exc:
+                outcomes[i] = exc
+        for group in group_by(decoded, key=lambda d: d[1].shape):
+            cams = [self._by_name[batch[i].stream] for i, _ in group]
+            wants = [self._wanted_outputs(cam) for cam in cams]
+            try:
+                results = self.segmenter.segment_batch([image for _, image in group],
+                                                       edges=any(w["edges"] for w in wants))
+            except Exception as exc:
+                for i, _ in group:
+                    outcomes[i] = exc
+                continue
+            shared = len(group) > 1
+            self._stats.forward_pass(len(group), shared)
+            for cam in cams:
+                cam.stats.forward_pass(1, shared)
+            for (i, image), cam, want, result in zip(group, cams, wants, results):
+                try:
+                    self._publish(cam, batch[i].frame, image, result, want)
+                except Exception as exc:
+                    outcomes[i] = exc
+        return outcomes
+
+    def _wanted_outputs(self, cam: _Camera) -> dict[str, bool]:
+        """The optional outputs of ``cam`` that are switched on and have a subscriber."""
+        return {key: self._live[f"publish_{key}"] and cam.pubs[key].get_subscription_count() > 0
                 for key in ("edges", "color", "overlay")}
-        result = seg.segment(image, edges=want["edges"])
-        self._publish_image("labels", msg.header, result.labels, "mono8")
+
+    def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
+                 want: dict[str, bool]) -> None:
+        seg, header = self.segmenter, frame.msg.header
+        self._publish_image(cam, "labels", header, result.labels, "mono8")
         if want["edges"]:
-            self._publish_image("edges", msg.header, result.edges_u8(), "mono8")
+            self._publish_image(cam, "edges", header, result.edges_u8(), "mono8")
         if want["color"]:
-            self._publish_image("color", msg.header, seg.colorize(result.labels), "rgb8")
+            self._publish_image(cam, "color", header, seg.colorize(result.labels), "rgb8")
         if want["overlay"]:
-            self._publish_image("overlay", msg.header, seg.overlay(image, result.labels, live["overlay_alpha"]),
-                                "rgb8")
-        info = self._camera_info
+            self._publish_image(cam, "overlay", header,
+                                seg.overlay(image, result.labels, self._live["overlay_alpha"]), "rgb8")
+        info = cam.camera_info
         if info is not None:
-            info.header = msg.header
-            pubs["camera_info"].publish(info)
-        self._latency.add(time.monotonic() - frame.received)
-        self._output_rate.tick()
-        stamp_age = self.get_clock().now().nanoseconds - Time.from_msg(msg.header.stamp).nanoseconds
-        self._stamp_age.add(stamp_age * 1e-9)
+            info.header = header
+            cam.pubs["camera_info"].publish(info)
+        latency = time.monotonic() - frame.received
+        stamp_age = (self.get_clock().now().nanoseconds - Time.from_msg(header.stamp).nanoseconds) * 1e-9
+        self._stats.frame_out(latency, stamp_age)
+        cam.stats.frame_out(latency, stamp_age)
 
-    def _publish_image(self, key: str, header: Any, array: Any, encoding: str) -> None:
+    def _publish_image(self, cam: _Camera, key: str, header: Any, array: Any, encoding: str) -> None:
         out = Image(header=header)
-        self._pubs[key].publish(fill_image(out, array, encoding))
+        cam.pubs[key].publish(fill_image(out, array, encoding))
 
-    def _on_frame_error(self, frame: _Frame, exc: Exception) -> None:
+    def _on_frame_error(self, item: Pending[_Frame], exc: Exception) -> None:
+        cam = self._by_name[item.stream]
         # ValueError covers CodecError (malformed message) and images the model cannot take.
         if isinstance(exc, ValueError):
-            self._rejected += 1
-            self.get_logger().error(
-                f"dropping a bad frame from {self.input_topic}: {exc} ({self._rejected} rejected so far)",
-                throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+            self._stats.reject()
+            rejected = cam.stats.reject()
+            cam.logger.error(f"dropping a bad frame from {cam.source}: {exc} ({rejected} rejected so far)",
+                             throttle_duration_sec=ERROR_LOG_THROTTLE_S)
         else:
-            self.get_logger().error(f"inference failed on a frame from {self.input_topic}: {exc!r}",
-                                    throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+            cam.logger.error(f"inference failed on a frame from {cam.source}: {exc!r}",
+                             throttle_duration_sec=ERROR_LOG_THROTTLE_S)
 
     def _publish_label_info(self) -> None:
-        pub = self._pubs.get("label_info")
-        if pub is None:
+        if LabelInfo is None:
             return
         msg = LabelInfo()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -356,48 +444,76 @@ class BiAlignNode(LifecycleNode):
         msg.class_map = [VisionClass(class_id=i, class_name=n)
                          for i, n in label_info_entries(self.segmenter.meta.class_names,
                                                         self.segmenter.meta.ignore_index)]
-        pub.publish(msg)
+        for cam in self.cameras:
+            cam.pubs["label_info"].publish(msg)
 
     # ---------------------------------------------------------------- diagnostics
     def _reset_stats(self) -> None:
-        self._input_rate, self._output_rate = RateMeter(), RateMeter()
-        self._latency, self._stamp_age = LatencyStats(), LatencyStats()
-        self._rejected = 0
-        self._activated = self._last_input = time.monotonic()
+        self._stats = StreamStats()
+        for cam in self.cameras:
+            cam.stats = StreamStats()
+            cam.subscription_qos = ""
+        self._activated = time.monotonic()
         self._next_warning = self.config.no_frame_warning
-        self._subscription_qos = ""
 
-    def report(self) -> NodeReport:
-        """A snapshot of the node's state, rates and counters."""
-        stats = self._pipeline.stats() if self._pipeline is not None else None
+    def _report(self, stats: StreamStats, counts: PipelineStats | None, now: float,
+                **scope: Any) -> NodeReport:
         seg = self.segmenter
-        now = time.monotonic()
         return NodeReport(
-            state=self._state, input_topic=self.input_topic, subscription_qos=self._subscription_qos,
-            input_rate_hz=self._input_rate.rate(now), output_rate_hz=self._output_rate.rate(now),
-            latency_mean_ms=self._latency.mean() * 1e3, latency_p99_ms=self._latency.percentile(99) * 1e3,
-            stamp_age_ms=self._stamp_age.mean() * 1e3,
-            frames_received=stats.received if stats else 0,
-            frames_processed=stats.processed if stats else 0,
-            frames_dropped=stats.dropped if stats else 0,
-            frames_rejected=self._rejected,
-            frames_failed=stats.failed - self._rejected if stats else 0,
-            frames_waiting=stats.waiting if stats else 0,
-            seconds_since_input=now - self._last_input if self._state == "active" else float("nan"),
+            state=self._state, input_rate_hz=stats.input_rate.rate(now),
+            output_rate_hz=stats.output_rate.rate(now),
+            latency_mean_ms=stats.latency.mean() * 1e3, latency_p99_ms=stats.latency.percentile(99) * 1e3,
+            stamp_age_ms=stats.stamp_age.mean() * 1e3,
+            frames_received=counts.received if counts else 0,
+            frames_processed=counts.processed if counts else 0,
+            frames_dropped=counts.dropped if counts else 0,
+            frames_rejected=stats.rejected,
+            frames_failed=counts.failed - stats.rejected if counts else 0,
+            frames_waiting=counts.waiting if counts else 0,
+            seconds_since_input=now - stats.last_input if self._state == "active" else float("nan"),
             no_frame_warning=self.config.no_frame_warning,
             device=seg.device if seg else "none", precision=seg.precision if seg else "none",
             backend=seg.backend if seg else "none", model=seg.meta.arch if seg else "none",
-        )
+            forward_passes=stats.forward_passes, batched_frames=stats.batched_frames, **scope)
+
+    def camera_reports(self) -> list[NodeReport]:
+        """A snapshot per camera, when the node serves several (parameter ``cameras``); else empty."""
+        if not self.config.cameras:
+            return []
+        now = time.monotonic()
+        pipeline = self._pipeline
+        return [self._report(cam.stats, pipeline.stats(cam.name) if pipeline else None, now, camera=cam.name,
+                             input_topic=cam.input_topic, subscription_qos=cam.subscription_qos)
+                for cam in self.cameras]
+
+    def report(self, camera_reports: list[NodeReport] | None = None) -> NodeReport:
+        """A snapshot of the node's state, rates and counters (``camera_reports``: the cameras' own)."""
+        now = time.monotonic()
+        pipeline = self._pipeline
+        if not self.config.cameras:
+            cam = self.cameras[0]
+            return self._report(self._stats, pipeline.stats() if pipeline else None, now,
+                                input_topic=cam.input_topic, subscription_qos=cam.subscription_qos)
+        reports = self.camera_reports() if camera_reports is None else camera_reports
+        silent = tuple(r.camera for r in reports if r.silent)
+        qos = "; ".join(f"{c.name}: {c.subscription_qos}" for c in self.cameras)
+        return self._report(self._stats, pipeline.stats() if pipeline else None, now,
+                            input_topic=self.input_topic, subscription_qos=qos, cameras=self.config.cameras,
+                            silent_cameras=silent)
+
+    def _status(self, report: NodeReport) -> DiagnosticStatus:
+        level, message = report.level()
+        return DiagnosticStatus(level=bytes([level]), name=diagnostic_name(self.get_name(), report.camera),
+                                message=message, hardware_id=report.device,
+                                values=[KeyValue(key=k, value=v) for k, v in report.key_values()])
 
     def _on_diagnostics_timer(self) -> None:
         if self._state == "active":
-            self._update_subscription()
-        report = self.report()
-        level, message = report.level()
-        status = DiagnosticStatus(level=bytes([level]), name=f"{self.get_name()}: segmentation",
-                                  message=message, hardware_id=report.device,
-                                  values=[KeyValue(key=k, value=v) for k, v in report.key_values()])
-        array = DiagnosticArray(status=[status])
+            for cam in self.cameras:
+                self._update_subscription(cam)
+        cameras = self.camera_reports()
+        report = self.report(cameras)
+        array = DiagnosticArray(status=[self._status(r) for r in (report, *cameras)])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
         now = time.monotonic()
@@ -405,22 +521,35 @@ class BiAlignNode(LifecycleNode):
         if period > 0 and now - self._last_log >= period and self._state == "active":
             self._last_log = now
             self.get_logger().info(report.log_line())
-        if self._state == "active" and report.frames_received == 0:
-            self._warn_if_no_frames(now - self._activated)
+        if self._state == "active":
+            silent = [cam for cam in self.cameras if self._pipeline.stats(cam.name).received == 0]
+            if silent:
+                self._warn_if_no_frames(silent, now - self._activated)
 
-    def _warn_if_no_frames(self, waited: float) -> None:
+    def _warn_if_no_frames(self, silent: list[_Camera], waited: float) -> None:
+        """Say which cameras sent nothing yet, with the QoS a publisher needs to match."""
         if self.config.no_frame_warning <= 0 or waited < self._next_warning:
             return
         self._next_warning *= 2  # repeat with growing intervals, then keep waiting
-        publishers = self.get_publishers_info_by_topic(self.input_topic)
-        offered = ", ".join(sorted({policy_name(p.qos_profile.reliability) for p in publishers})) or "none"
-        qos = self._image_sub.qos_profile if self._image_sub is not None else image_qos("best_effort", 1)
+        checks = "Check the topic name (remap 'image')" if not self.config.cameras else (
+            "Check the topic names (remap '<camera>/image')")
+        details = []
+        for cam in silent:
+            publishers = self.get_publishers_info_by_topic(cam.input_topic)
+            offered = ", ".join(sorted({policy_name(p.qos_profile.reliability) for p in publishers}))
+            qos = cam.image_sub.qos_profile if cam.image_sub is not None else image_qos("best_effort", 1)
+            details.append(f"{cam.input_topic} after {waited:.0f} s; subscribed with QoS "
+                           f"{describe_qos(qos)}: {publisher_requirement(qos)}. Publishers on the topic: "
+                           f"{len(publishers)} (reliability offered: {offered or 'none'}).")
+        if self.config.cameras:
+            names = ", ".join(cam.name for cam in silent)
+            what = f"no image received from camera(s) {names}: " + " ".join(
+                f"camera {cam.name}: nothing on {detail}" for cam, detail in zip(silent, details))
+        else:
+            what = f"no image received on {details[0]}"
         self.get_logger().warning(
-            f"no image received on {self.input_topic} after {waited:.0f} s; subscribed with QoS "
-            f"{describe_qos(qos)}: {publisher_requirement(qos)}. Publishers on the topic: {len(publishers)} "
-            f"(reliability offered: {offered}). Check the topic name (remap 'image'), the camera's QoS and, "
-            f"for large frames, that the camera process also uses the Fast DDS profile "
-            f"fastdds_large_frames.xml. Still waiting.")
+            f"{what} {checks}, the camera's QoS and, for large frames, that the camera process also uses the "
+            f"Fast DDS profile fastdds_large_frames.xml. Still waiting.")
 
 
 def main(argv: list[str] | None = None) -> int:

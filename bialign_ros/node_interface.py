@@ -1,7 +1,9 @@
 """The names the ``bialign`` node exposes: node name, input and output topics (pure Python).
 
 Topic names are relative, so a namespace per camera (``namespace:=/front``) relocates all of
-them; remap ``image`` to the camera topic.
+them; remap ``image`` to the camera topic. A node serving several cameras (parameter
+``cameras``) puts each camera's topics under its name: ``front/image``,
+``front/segmentation/labels``, ...
 """
 
 from __future__ import annotations
@@ -23,3 +25,13 @@ OUTPUT_TOPICS = {
 DIAGNOSTICS_TOPIC = "/diagnostics"
 CLASS_TABLE_PARAMS = ("class_names", "class_colors")
 """Read-only parameters the node declares once the model is loaded (its class table)."""
+
+
+def camera_topic(camera: str, topic: str) -> str:
+    """The relative name of ``topic`` for ``camera``: ``camera/topic``, or ``topic`` itself for ''."""
+    return f"{camera}/{topic}" if camera else topic
+
+
+def diagnostic_name(node_name: str, camera: str = "") -> str:
+    """Name of the node's status in /diagnostics, or of one camera's status with ``camera``."""
+    return f"{node_name}: camera {camera}" if camera else f"{node_name}: segmentation"

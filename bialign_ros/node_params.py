@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-ParamValue = bool | int | float | str
+ParamValue = bool | int | float | str | tuple[str, ...]
+
+CAMERA_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+"""A camera name is one ROS name token: it becomes the namespace of that camera's topics."""
 
 
 class ParamError(ValueError):
@@ -28,7 +31,7 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     """Allowed string values, as shown to users (``cuda:N`` stands for any device index)."""
     pattern: str | None = None
-    """Regular expression a string value must match fully (for choices with placeholders)."""
+    """Regular expression a string value (or each item of a list) must match fully."""
     min_value: float | None = None
     max_value: float | None = None
     read_only: bool = True
@@ -43,6 +46,9 @@ class ParamSpec:
             return "one of " + ", ".join(self.choices)
         if isinstance(self.default, bool):
             return "true or false"
+        if isinstance(self.default, tuple):
+            return ("a list of distinct names, each a letter or underscore followed by letters, digits "
+                    "and underscores, e.g. [front, left]")
         kind = "an integer" if isinstance(self.default, int) else "a number"
         if self.min_value is not None and self.max_value is not None:
             return f"{kind} in [{_fmt(self.min_value)}, {_fmt(self.max_value)}]"
@@ -57,6 +63,8 @@ class ParamSpec:
 
     def validate(self, value: Any) -> ParamValue:
         """Return ``value`` checked (an int is accepted for a float parameter); else raise ParamError."""
+        if isinstance(self.default, tuple):
+            return self._validate_names(value)
         if isinstance(self.default, bool):
             if not isinstance(value, bool):
                 raise self.error(value)
@@ -81,6 +89,19 @@ class ParamSpec:
         if self.max_value is not None and value > self.max_value:
             raise self.error(value)
         return value
+
+    def _validate_names(self, value: Any) -> tuple[str, ...]:
+        if value is None:  # how ROS hands over an empty list from a params file or the command line
+            return ()
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise self.error(value)
+        for name in value:
+            if self.pattern is not None and not re.fullmatch(self.pattern, name):
+                raise self.error(value, f"{name!r} is not a ROS name token")
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise self.error(value, "duplicate " + ", ".join(map(repr, duplicates)))
+        return tuple(value)
 
 
 def _fmt(x: float) -> str:
@@ -115,6 +136,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "raw subscribes 'image' (sensor_msgs/Image); compressed subscribes 'image/compressed' "
               "(sensor_msgs/CompressedImage, jpeg or png).",
               choices=TRANSPORT_CHOICES),
+    ParamSpec("cameras", (),
+              "Cameras served by this node, one namespace each (e.g. [front, left]): camera C is read "
+              "from C/image (C/image/compressed) and C/camera_info and written to C/segmentation/*, "
+              "each output with its own frame's header; frames of several cameras that arrive together "
+              "run in one batch. Empty: one camera on image and camera_info.",
+              pattern=CAMERA_NAME_PATTERN),
     ParamSpec("qos_reliability", "auto",
               "Reliability of the image subscription. auto matches the publishers on the topic "
               "(reliable when all of them are reliable, else best_effort) and follows them as "
@@ -129,8 +156,13 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               min_value=1, max_value=100),
     ParamSpec("drop_frames", True,
               "true: latest frame wins (a frame arriving while one is in inference replaces the "
-              "waiting one; drops are counted). false: evaluation mode, every frame is processed "
-              "in order."),
+              "waiting one of its camera; drops are counted). false: evaluation mode, every frame is "
+              "processed, each camera's in order."),
+    ParamSpec("batch_window", 0.01,
+              "Seconds the oldest waiting frame may wait for the other cameras' frames, so that they run "
+              "in one forward pass; never longer, and no wait once every camera has a frame waiting "
+              "(hardware-synchronised cameras arrive within milliseconds). No effect with one camera.",
+              min_value=0.0, max_value=1.0),
     ParamSpec("publish_edges", True, "Publish segmentation/edges (computed only while subscribed).",
               read_only=False),
     ParamSpec("publish_color", True, "Publish segmentation/color (computed only while subscribed).",
@@ -165,9 +197,11 @@ class NodeConfig:
     backend: str
     input_scale: float
     input_transport: str
+    cameras: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
     drop_frames: bool
+    batch_window: float
     publish_edges: bool
     publish_color: bool
     publish_overlay: bool

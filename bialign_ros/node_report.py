@@ -1,7 +1,8 @@
 """What the node reports about itself once a second: values, status level and a log line.
 
 Pure Python, so the wording and the thresholds are tested without ROS; the node copies the
-result into a ``diagnostic_msgs/DiagnosticStatus`` and its periodic log line.
+result into a ``diagnostic_msgs/DiagnosticStatus`` and its periodic log line. A node serving
+several cameras reports once for the node and once per camera, each with this class.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ OK, WARN, ERROR = 0, 1, 2
 
 @dataclass(frozen=True)
 class NodeReport:
-    """A snapshot of the node's state and counters."""
+    """A snapshot of the node's (or of one of its cameras') state and counters."""
 
     state: str
     """Lifecycle state label: unconfigured, inactive or active."""
@@ -40,12 +41,30 @@ class NodeReport:
     precision: str
     backend: str
     model: str
+    camera: str = ""
+    """The camera this report is about; empty for the node as a whole."""
+    cameras: tuple[str, ...] = ()
+    """The cameras the node serves (parameter ``cameras``), in the node's report."""
+    silent_cameras: tuple[str, ...] = ()
+    """Cameras without input for more than ``no_frame_warning`` seconds, in the node's report."""
+    forward_passes: int = 0
+    """Network runs (one per batch of same-size frames) that took frames of this report's scope."""
+    batched_frames: int = 0
+    """Frames that shared their forward pass with frames of other cameras."""
+
+    @property
+    def silent(self) -> bool:
+        """True while active with no input for more than ``no_frame_warning`` seconds (when enabled)."""
+        return self.no_frame_warning > 0 and self.seconds_since_input > self.no_frame_warning
 
     def level(self) -> tuple[int, str]:
         """Diagnostic level and message: WARN while idle, inactive or rejecting input."""
         if self.state != "active":
             return WARN, f"node is {self.state}"
-        if self.no_frame_warning > 0 and self.seconds_since_input > self.no_frame_warning:
+        if self.silent_cameras:
+            return WARN, (f"no input from camera(s) {', '.join(self.silent_cameras)} for more than "
+                          f"{self.no_frame_warning:g} s")
+        if self.silent:
             return WARN, f"no input on {self.input_topic} for {self.seconds_since_input:.0f} s"
         if self.frames_failed:
             return ERROR, f"inference failed on {self.frames_failed} frame(s)"
@@ -55,7 +74,11 @@ class NodeReport:
 
     def key_values(self) -> list[tuple[str, str]]:
         """Name/value pairs for ``DiagnosticStatus.values``."""
+        scope = [("camera", self.camera)] if self.camera else []
+        if self.cameras:
+            scope.append(("cameras", ", ".join(self.cameras)))
         return [
+            *scope,
             ("state", self.state),
             ("input_topic", self.input_topic),
             ("subscription_qos", self.subscription_qos),
@@ -70,6 +93,8 @@ class NodeReport:
             ("frames_rejected", str(self.frames_rejected)),
             ("frames_failed", str(self.frames_failed)),
             ("frames_waiting", str(self.frames_waiting)),
+            ("forward_passes", str(self.forward_passes)),
+            ("batched_frames", str(self.batched_frames)),
             ("device", self.device),
             ("precision", self.precision),
             ("backend", self.backend),
@@ -78,12 +103,15 @@ class NodeReport:
 
     def log_line(self) -> str:
         """The periodic log line: rates, latency and counters in one sentence."""
+        batching = (f", {self.forward_passes} forward passes ({self.batched_frames} frames batched)"
+                    if self.cameras else "")
         return (
             f"in {self.input_rate_hz:.1f} Hz, out {self.output_rate_hz:.1f} Hz, latency mean "
             f"{_ms(self.latency_mean_ms)} ms p99 {_ms(self.latency_p99_ms)} ms, frames: "
             f"{self.frames_received} received, {self.frames_processed} processed, "
             f"{self.frames_dropped} dropped (latest wins), {self.frames_rejected} rejected, "
-            f"{self.frames_failed} failed; {self.model} on {self.device} ({self.precision}, {self.backend})"
+            f"{self.frames_failed} failed{batching}; {self.model} on {self.device} ({self.precision}, "
+            f"{self.backend})"
         )
 
 
@@ -91,7 +119,8 @@ def _ms(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.1f}"
 
 
-_TEXT_KEYS = frozenset({"state", "input_topic", "subscription_qos", "device", "precision", "backend", "model"})
+_TEXT_KEYS = frozenset({"camera", "cameras", "state", "input_topic", "subscription_qos", "device",
+                        "precision", "backend", "model"})
 
 
 def parse_key_values(pairs: list[tuple[str, str]]) -> dict[str, float | str]:

@@ -1,4 +1,4 @@
-"""Thread-safe running statistics for the node's diagnostics: event rates and latency."""
+"""Thread-safe running statistics for the node's diagnostics: event rates, latency and frame counters."""
 
 from __future__ import annotations
 
@@ -82,3 +82,45 @@ class LatencyStats:
             raise ValueError(f"percentile must be in [0, 100], got {q}")
         with self._lock:
             return float(np.percentile(self._values, q)) if self._values else float("nan")
+
+
+class StreamStats:
+    """Rates, latencies and counters of one stream of frames: one camera, or all of a node's cameras.
+
+    The subscription callbacks record inputs, the inference thread everything else, and the
+    diagnostics timer reads them.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.input_rate, self.output_rate = RateMeter(clock=clock), RateMeter(clock=clock)
+        self.latency, self.stamp_age = LatencyStats(), LatencyStats()
+        self.last_input = clock()
+        """Time of the last input frame; of the creation until one arrives."""
+        self.rejected = self.forward_passes = self.batched_frames = 0
+        self._lock = threading.Lock()
+
+    def frame_in(self, t: float) -> None:
+        """Record an input frame that arrived at ``t``."""
+        self.input_rate.tick(t)
+        self.last_input = t
+
+    def frame_out(self, latency: float, stamp_age: float) -> None:
+        """Record a published frame: seconds since it arrived, and since its header stamp."""
+        self.output_rate.tick()
+        self.latency.add(latency)
+        self.stamp_age.add(stamp_age)
+
+    def forward_pass(self, frames: int, shared: bool) -> None:
+        """Record a forward pass that took ``frames`` frames of this stream; ``shared`` when it also
+        took frames of other cameras (or of several: a batch)."""
+        with self._lock:
+            self.forward_passes += 1
+            if shared:
+                self.batched_frames += frames
+
+    def reject(self) -> int:
+        """Count a bad input frame; returns the count so far."""
+        with self._lock:
+            self.rejected += 1
+            return self.rejected

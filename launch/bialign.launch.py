@@ -1,9 +1,12 @@
-"""Launch the bialign node on one camera, optionally with RViz.
+"""Launch the bialign node on one camera, or on several, optionally with RViz.
 
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw weights:=/path/model.pt
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw namespace:=front rviz:=true
+    ros2 launch bialign_ros bialign.launch.py cameras:="[front, left]" weights:=/path/model.pt
 
-Outputs appear under ``<namespace>/segmentation/``. Unless FASTDDS_DEFAULT_PROFILES_FILE (or
+Outputs appear under ``<namespace>/segmentation/``; with ``cameras``, under
+``<namespace>/<C>/segmentation/`` for each camera C, whose input is ``<namespace>/<C>/image``
+(``camera`` and RViz then do not apply). Unless FASTDDS_DEFAULT_PROFILES_FILE (or
 FASTRTPS_DEFAULT_PROFILES_FILE) is already set, the shipped Fast DDS transport profile for
 full-resolution frames is set for every process this launch starts; start the camera driver
 with the same profile (see config/fastdds_large_frames.xml).
@@ -11,8 +14,8 @@ with the same profile (see config/fastdds_large_frames.xml).
 
 import os
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -21,6 +24,24 @@ from launch_ros.substitutions import FindPackageShare
 from bialign_ros.transport import LEGACY_PROFILE_ENV, PROFILE_ENV, PROFILE_NAME, profile_env_var, uses_fastdds
 
 PACKAGE = "bialign_ros"
+
+
+def bialign_node(context: LaunchContext) -> list[Node]:
+    """The node, with the launch arguments that override the params file."""
+    overrides = {"weights": LaunchConfiguration("weights"), "device": LaunchConfiguration("device")}
+    # launch_ros refuses an empty list, and passing none keeps the params file's value.
+    if LaunchConfiguration("cameras").perform(context).strip():
+        overrides["cameras"] = LaunchConfiguration("cameras")
+    return [Node(
+        package=PACKAGE,
+        executable="bialign_node",
+        name="bialign",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        remappings=[("image", LaunchConfiguration("camera"))],
+        output="screen",
+        emulate_tty=True,
+    )]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -32,6 +53,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera", default_value="/camera/image_raw",
                               description="Camera image topic (sensor_msgs/Image); its camera_info sibling is "
                                           "used too. With input_transport compressed, <camera>/compressed."),
+        DeclareLaunchArgument(
+            "cameras", default_value="",
+            description="Several cameras in one node, e.g. \"[front, left]\": camera C is read from "
+                        "<namespace>/C/image and written to <namespace>/C/segmentation/*. Empty: as the "
+                        "params file says (by default one camera, on 'camera')."),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the node and its outputs, e.g. front (one per camera)."),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "bialign.yaml"]),
@@ -45,17 +71,6 @@ def generate_launch_description() -> LaunchDescription:
     if PROFILE_ENV not in os.environ and LEGACY_PROFILE_ENV not in os.environ and uses_fastdds(os.environ):
         actions.append(SetEnvironmentVariable(profile_env_var(os.environ),
                                               PathJoinSubstitution([share, "config", PROFILE_NAME])))
-    node = Node(
-        package=PACKAGE,
-        executable="bialign_node",
-        name="bialign",
-        namespace=namespace,
-        parameters=[LaunchConfiguration("params_file"),
-                    {"weights": LaunchConfiguration("weights"), "device": LaunchConfiguration("device")}],
-        remappings=[("image", camera)],
-        output="screen",
-        emulate_tty=True,
-    )
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -65,4 +80,4 @@ def generate_launch_description() -> LaunchDescription:
         remappings=[("image", camera)],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription([*arguments, *actions, node, rviz])
+    return LaunchDescription([*arguments, *actions, OpaqueFunction(function=bialign_node), rviz])

@@ -18,7 +18,7 @@ from bialign_ros.transport import PROFILE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "bialign.launch.py"
-LAUNCH_ARGUMENTS = {"camera", "namespace", "params_file", "weights", "device", "rviz"}
+LAUNCH_ARGUMENTS = {"camera", "cameras", "namespace", "params_file", "weights", "device", "rviz"}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -53,6 +53,22 @@ def _launch_nodes() -> dict[str, dict[str, object]]:
     return nodes
 
 
+def _overrides(tree: ast.Module, node: dict[str, object]) -> dict[str, bool]:
+    """The parameters the launch file sets on the node after its params file: name -> set only
+    under a condition."""
+    name = next(e.id for e in node["parameters"].elts if isinstance(e, ast.Name))
+    conditional = {id(n) for branch in ast.walk(tree) if isinstance(branch, ast.If)
+                   for n in ast.walk(branch)}
+    found = {}
+    for assign in (n for n in ast.walk(tree) if isinstance(n, ast.Assign)):
+        target = assign.targets[0]
+        if isinstance(target, ast.Name) and target.id == name and isinstance(assign.value, ast.Dict):
+            found |= {k.value: id(assign) in conditional for k in assign.value.keys}
+        elif isinstance(target, ast.Subscript) and getattr(target.value, "id", "") == name:
+            found[ast.literal_eval(target.slice)] = id(assign) in conditional
+    return found
+
+
 def _console_scripts() -> dict[str, str]:
     tree = ast.parse((ROOT / "setup.py").read_text())
     for node in ast.walk(tree):
@@ -82,10 +98,11 @@ def test_launch_file_runs_the_node_executable_of_setup_py():
     assert node["package"] == "bialign_ros" and node["name"] == NODE_NAME
     remapped = [ast.literal_eval(t.elts[0]) for t in node["remappings"].elts]
     assert remapped == [INPUT_TOPIC]
-    overrides = next(d for d in node["parameters"].elts if isinstance(d, ast.Dict))
-    override_names = {k.value for k in overrides.keys}
-    assert override_names <= {s.name for s in PARAM_SPECS}
-    assert {"weights", "device"} <= override_names
+    overrides = _overrides(ast.parse(LAUNCH.read_text()), node)
+    assert set(overrides) <= {s.name for s in PARAM_SPECS}
+    assert {"weights", "device", "cameras"} <= set(overrides)
+    # launch_ros refuses an empty list: cameras is passed only when the argument is given.
+    assert overrides["cameras"] and not overrides["weights"]
 
 
 def test_launch_file_refers_only_to_shipped_config_files():
@@ -104,7 +121,7 @@ def test_params_file_holds_every_parameter_with_its_default():
     (key, section), = data.items()
     assert key.rsplit("/", 1)[-1] == NODE_NAME
     params = section["ros__parameters"]
-    assert params == defaults()
+    assert params == {name: list(v) if isinstance(v, tuple) else v for name, v in defaults().items()}
     assert not set(params) & set(CLASS_TABLE_PARAMS)  # read-only, set by the node from the model
     validate_params({**params, "weights": "model.pt"})
 

@@ -70,3 +70,30 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert result["outputs"] == result["node_processed"] > 1
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_node_benchmark_compares_two_cameras_in_one_node_with_one_camera(untrained_weights, tmp_path, capsys,
+                                                                         domain_id):
+    result_file = tmp_path / "bench.json"
+    code = node_benchmark.main(["--weights", str(untrained_weights), "--width", "160", "--height", "96",
+                                "--domain-id", str(domain_id), "--cameras", "2", "--rate", "10",
+                                "--duration", "2", "--input-scale", "1.0", "--bare-frames", "2",
+                                "--json", str(result_file)])
+    assert code == 0
+    result = json.loads(result_file.read_text())
+    one, multi = result["one_camera"], result["multi_camera"]
+    assert one["published"] == one["node_received"] == 20 and one["outputs"] == one["node_processed"] > 1
+    assert set(multi["per_camera"]) == {"cam0", "cam1"} and multi["published"] == 40
+    for cam in multi["per_camera"].values():
+        assert cam["node_received"] == 20 and cam["node_processed"] + cam["node_dropped"] == 20
+        assert cam["outputs"] == cam["node_processed"] > 1
+    assert multi["node_received"] == 40 and multi["outputs"] == multi["node_processed"]
+    # Frames published at the same instants share forward passes.
+    assert multi["batched_frames"] > 0 and multi["forward_passes"] < multi["node_processed"]
+    assert multi["combined_rate_hz"] == pytest.approx(sum(c["output_median_rate_hz"]
+                                                          for c in multi["per_camera"].values()))
+    ratio = multi["combined_rate_hz"] / one["output_median_rate_hz"]
+    assert result["combined_vs_one_camera"] == pytest.approx(ratio)
+    assert result["bare_batch_frames_hz"] > 0 and result["bare_segmenter_hz"] > 0
+    out = capsys.readouterr().out
+    assert "2 cameras in one node" in out and "combined rate / one-camera rate" in out

@@ -12,6 +12,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from bialign_ros.codec import image_to_array
+from bialign_ros.node_interface import NODE_NAME, diagnostic_name
 from bialign_ros.node_report import parse_key_values
 from bialign_ros.qos import output_qos
 
@@ -52,7 +53,7 @@ class OutputCollector(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.startswith("bialign"):
+            if status.name == diagnostic_name(NODE_NAME):  # the node's own status, not a camera's
                 self.report = parse_key_values([(kv.key, kv.value) for kv in status.values])
                 self.reports += 1
 
