@@ -122,3 +122,22 @@ def test_node_end_to_end(untrained_weights):
     assert node["delivered"] + node["dropped"] == node["published"]
     assert node["delivered_hz"] == pytest.approx(node["delivered"] / node["seconds"])
     assert np.isfinite(node["latency_p50_ms"]) and node["memory_peak_mb"] > 100
+
+
+@pytest.mark.ros
+def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp_path):
+    proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "--sizes", "64x96",
+                  "--peak-map", "16x32", "--iters", 2, "--warmup", 1, "--agreement-frames", 1, "--node",
+                  "--node-seconds", 4, "--node-warmup", 3, "--cameras", 2, "--work-dir", tmp_path,
+                  "--json", tmp_path / "suite.json", "--markdown", tmp_path / "bench.md")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "suite.json").read_text())
+    cams = record["cameras"]
+    assert cams["config"] == "torch-fp32" and cams["cameras"] == 2 and (cams["height"], cams["width"]) == (64, 96)
+    multi = cams["multi_camera"]
+    assert set(multi["per_camera"]) == {"cam0", "cam1"} and multi["combined_rate_hz"] > 0
+    assert multi["batched_frames"] >= 2 and multi["forward_passes"] >= 1
+    assert cams["combined_vs_one_camera"] == pytest.approx(
+        multi["combined_rate_hz"] / cams["one_camera"]["output_median_rate_hz"])
+    text = (tmp_path / "bench.md").read_text()
+    assert "## 2 cameras in one node" in text and f"**{cams['combined_vs_one_camera']:.2f}**" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,9 @@ class TorchRunner(Runner):
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         check_batch(images)
-        x = torch.from_numpy(images)
+        with warnings.catch_warnings():  # frames straight from a message buffer are read-only; the graph only reads
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.from_numpy(images)
         if self.device_obj.type == "cuda":
             x = x.pin_memory().to(self.device_obj, non_blocking=True)
         labels, edges = self.run_tensors(x)

@@ -339,6 +339,8 @@ def run_suite(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
     model, meta = load_inference_model(weights) if weights.suffix == ".pt" else (None, None)
     suite["arch"] = meta.arch if meta else None
     suite["untrained"] = bool(meta and meta.training.get("untrained"))
+    suite["weights"] = {"file": weights.name, "heldout_miou": meta.training.get("heldout_miou") if meta else None,
+                        "input_scale": meta.training.get("input_scale") if meta else None}
     for name in names:
         reason = CONFIGS[name].unavailable()
         if reason:
@@ -372,6 +374,8 @@ def run_suite(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
                                              "reason": f"failed: {proc.stderr.strip()[-400:]}"})
                 continue
             suite["results"].append(json.loads(out.read_text()))
+    if args.node and args.cameras > 1:
+        suite["cameras"] = measure_cameras(args, suite, files, work)
     # Peaks again at the end: a shared machine can be busy at any moment, and a peak measured low
     # would flatter every ratio to it. The higher of the two runs is the limit.
     print("measuring the peaks again ...", flush=True)
@@ -379,6 +383,61 @@ def run_suite(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
     suite["peaks_at_end"] = again.to_dict()
     apply_limits(suite, Peaks(**{k: max(v, again.to_dict()[k]) for k, v in peaks.to_dict().items()}))
     return suite
+
+
+def best_result(suite: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:
+    """The fastest configuration through the Segmenter at ``height`` x ``width`` whose labels agree
+    with fp32 on at least :data:`AGREEMENT_TARGET` (fp32 itself counts)."""
+    rows = [r for r in suite["results"] if (r["height"], r["width"]) == (height, width)
+            and (r["config"] == REFERENCE_CONFIG or (r.get("agreement") or 0.0) >= AGREEMENT_TARGET)]
+    return max(rows, key=lambda r: r["segmenter"]["fps"]) if rows else None
+
+
+def measure_cameras(args: argparse.Namespace, suite: dict[str, Any], files: dict[str, Path],
+                    work: Path) -> dict[str, Any] | None:
+    """``bialign_node_benchmark --cameras N`` with the best configuration at the first size: one camera,
+    then N cameras in one node, each published at the node benchmark's rate factor times the Segmenter
+    rate. Returns its JSON record (with the configuration's name), or None when it failed."""
+    h, w = suite["sizes"][0]["height"], suite["sizes"][0]["width"]
+    best = best_result(suite, h, w)
+    if best is None:
+        return None
+    config = CONFIGS[best["config"]]
+    out = work / f"cameras_{args.cameras}_{h}x{w}.json"
+    rate = args.node_rate or args.node_rate_factor * best["segmenter"]["fps"]
+    print(f"{w}x{h} {best['config']}: {args.cameras} cameras in one node ...", flush=True)
+    cmd = [sys.executable, "-m", "bialign_ros.cli.node_benchmark", "--weights", str(files[best["config"]]),
+           "--width", str(w), "--height", str(h), "--input-scale", "1.0", "--cameras", str(args.cameras),
+           "--rate", f"{rate:.3f}", "--duration", str(args.node_seconds), "--precision", config.precision,
+           "--device", config.device, "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.is_file():
+        suite["unavailable"].append({"config": f"{best['config']} x{args.cameras} cameras", "size": [h, w],
+                                     "reason": f"failed: {proc.stderr.strip()[-400:]}"})
+        return None
+    return {"config": best["config"], **json.loads(out.read_text())}
+
+
+def cameras_section(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines on the several-cameras run, if there was one."""
+    rec = suite.get("cameras")
+    if not rec:
+        return []
+    one, multi = rec["one_camera"], rec["multi_camera"]
+    per_cam = ", ".join(f"{c['output_median_rate_hz']:.2f}" for c in multi["per_camera"].values())
+    return [
+        f"## {rec['cameras']} cameras in one node", "",
+        f"`bialign_node_benchmark --cameras {rec['cameras']}` with `{rec['config']}` at "
+        f"{rec['height']}x{rec['width']}, each camera publishing at {rec['rate_hz']:.1f} Hz: first one camera, "
+        f"then {rec['cameras']} in one node, whose frames that arrive together run in one forward pass.", "",
+        "| | delivered Hz | per camera Hz | latency | frames batched / forward passes |", "|---|---|---|---|---|",
+        f"| one camera | {one['output_median_rate_hz']:.2f} | – | {one['latency_text']} | – |",
+        f"| {rec['cameras']} cameras | {multi['combined_rate_hz']:.2f} | {per_cam} | {multi['latency_text']} | "
+        f"{multi['batched_frames']} / {multi['forward_passes']} |", "",
+        f"Combined rate / one camera's: **{rec['combined_vs_one_camera']:.2f}** "
+        f"({_met(rec['combined_vs_one_camera'], 1.0)}). The bare Segmenter runs a batch of {rec['cameras']} at "
+        f"{rec['bare_batch_vs_single']:.2f}x the frames per second of single images: that is all batching "
+        "buys on this CPU; each camera gets its share of one camera's rate, at a higher latency.", ""]
 
 
 def apply_limits(suite: dict[str, Any], peaks: Any) -> None:
@@ -399,6 +458,19 @@ def apply_limits(suite: dict[str, Any], peaks: Any) -> None:
 
 
 # ------------------------------------------------------------------ reports
+def weights_note(suite: dict[str, Any]) -> str:
+    """': FILE, held-out mIoU M at input scale S' from the checkpoint's training record, or nothing."""
+    info = suite.get("weights") or {}
+    if not info.get("file"):
+        return ""
+    note = f": `{info['file']}`"
+    if info.get("heldout_miou") is not None:
+        note += f", held-out synthetic mIoU {100 * info['heldout_miou']:.1f} %"
+        if info.get("input_scale") is not None:
+            note += f" at input scale {info['input_scale']:g}"
+    return note
+
+
 def confident_note(suite: dict[str, Any]) -> str:
     """' (N % of the pixels of these frames)' from the records, or nothing."""
     shares = [r["confident_fraction"] for r in suite["results"] if r.get("confident_fraction") is not None]
@@ -438,7 +510,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
         f"- CPU: {hw['cpu']}; GPU: {hw['gpu']}",
         f"- torch {hw['torch']} ({hw['torch_threads']} threads), onnxruntime {hw.get('onnxruntime', '–')}",
         f"- model: `{suite['arch']}`" + (" (UNTRAINED weights: agreement figures mean little)"
-                                         if suite.get("untrained") else " (trained weights)"),
+                                         if suite.get("untrained") else f" (trained weights{weights_note(suite)})"),
         "", "## The machine's limits", "",
         f"Throughput of a stack of {stack['layers']} {stack['channels']}->{stack['channels']} 3x3 "
         f"convolutions on {stack['height']}x{stack['width']} (GOP/s, 2 ops per multiply-add), measured at "
@@ -475,6 +547,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
                 f"{_fmt(n.get('latency_p50_ms'), '.0f')} |")
         lines.append("")
     lines += targets_section(suite)
+    lines += cameras_section(suite)
     if suite["unavailable"]:
         lines += ["## Not measured here", ""]
         lines += [f"- `{u['config']}`" + (f" at {u['size'][0]}x{u['size'][1]}" if "size" in u else "")
@@ -522,11 +595,9 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
              "| size | best configuration | Segmenter FPS | of int8 limit | agreement | node / Segmenter |",
              "|---|---|---|---|---|---|"]
     for size in suite["sizes"]:
-        rows = [r for r in suite["results"] if (r["height"], r["width"]) == (size["height"], size["width"])
-                and (r["config"] == REFERENCE_CONFIG or (r.get("agreement") or 0.0) >= AGREEMENT_TARGET)]
-        if not rows:
+        best = best_result(suite, size["height"], size["width"])
+        if best is None:
             continue
-        best = max(rows, key=lambda r: r["segmenter"]["fps"])
         s, node = best["segmenter"], best.get("node") or {}
         ratio, of_limit = node.get("ratio_to_segmenter"), s.get("of_int8_limit")
         agree = "reference" if best["config"] == REFERENCE_CONFIG else f"{100 * best['agreement']:.2f} %"
@@ -614,6 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="feature-map size of the convolution stack that measures the peaks")
     suite.add_argument("--agreement-frames", type=int, default=4, help="held-out synthetic frames per size")
     suite.add_argument("--calib-frames", type=int, default=8, help="synthetic calibration frames for int8")
+    suite.add_argument("--cameras", type=int, default=2,
+                       help="with --node: also this many cameras in one node, with the best configuration at "
+                            "the first size (below 2: not measured)")
     suite.add_argument("--work-dir", type=Path, default=Path("bench_out"), help="exports, records, frames")
     suite.add_argument("--json", type=Path, default=None, help="write the suite record here")
     suite.add_argument("--markdown", type=Path, default=None, help="write the Markdown report here")
