@@ -248,3 +248,12 @@ def test_cuda_onnxruntime_agrees_with_cpu(onnx_file):
 
 def test_physical_cores():
     assert 1 <= physical_cores() <= os.cpu_count()
+
+
+def test_onnxruntime_workers_do_not_spin():
+    """Spinning workers would hold the cores the node's transport threads need between parallel sections."""
+    from bialign_ros.backends.ort_runner import session_options
+
+    so = session_options(2)
+    assert so.intra_op_num_threads == 2
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"

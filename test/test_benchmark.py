@@ -122,6 +122,8 @@ def test_node_end_to_end(untrained_weights):
     assert node["delivered"] + node["dropped"] == node["published"]
     assert node["delivered_hz"] == pytest.approx(node["delivered"] / node["seconds"])
     assert np.isfinite(node["latency_p50_ms"]) and node["memory_peak_mb"] > 100
+    bare = (record["segmenter"]["fps"] + node["segmenter_fps_after"]) / 2
+    assert node["ratio_to_segmenter"] == pytest.approx(node["delivered_hz"] / bare)
 
 
 @pytest.mark.ros

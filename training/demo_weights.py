@@ -10,6 +10,8 @@ The short training learns the scenes from crops that mostly show them small: the
 best with the network input at a quarter of the 512 x 1024 frame size (``--input-scale 0.25``
 of ``Segmenter`` / ``bialign_segment``), which is also 16 times faster. The held-out evaluation
 uses that scale, and the checkpoint records it as ``meta.training["input_scale"]``.
+``make bench-weights`` runs it again with ``configs/synthetic_fullres.yaml`` on 1024 x 2048 frames,
+starting from the demo weights (``model.init_weights``), for input scale 1.
 """
 
 from __future__ import annotations

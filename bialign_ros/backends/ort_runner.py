@@ -12,7 +12,8 @@ from bialign_ros.export import INPUT_NAME, OUTPUT_NAMES, ExportError, parse_meta
 
 def session_options(threads: int = 0):
     """ONNX Runtime session options for this machine: ``threads`` intra-op threads (0: the physical
-    cores), one inter-op thread, every graph optimisation, the memory arena and pattern reuse."""
+    cores), one inter-op thread, every graph optimisation, the memory arena and pattern reuse, and
+    worker threads that sleep instead of spinning between parallel sections."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -23,6 +24,10 @@ def session_options(threads: int = 0):
     so.enable_cpu_mem_arena = True
     so.enable_mem_pattern = True
     so.log_severity_level = 3
+    # Spinning workers hold the cores that the node's DDS and executor threads need while a frame
+    # is in flight: measured at 2048x1024 int8, the node delivered 0.92x the bare rate with
+    # spinning and 0.96x without; the bare rate itself does not change.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 

@@ -170,14 +170,19 @@ def run_single(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
         record["confident_fraction"] = float(confident.mean())
         record["agreement_frames"] = int(len(frames))
     record["memory_peak_mb"] = peak_rss_mb()
-    seg.close()
     record["node"] = None
     if args.node:
         rate = args.node_rate or args.node_rate_factor * record["segmenter"]["fps"]
         # An export holds its precision: the node takes it with 'auto'.
         precision = seg.precision if seg.backend == "torch" else "auto"
-        record["node"] = measure_node(weights, image, precision, rate, args.node_seconds, args.node_warmup)
-        record["node"]["ratio_to_segmenter"] = record["node"]["delivered_hz"] / record["segmenter"]["fps"]
+        node = measure_node(weights, image, precision, rate, args.node_seconds, args.node_warmup)
+        # The bare rate again right after the node, so that a change in the machine's load between
+        # the two measurements shows (the ratio is to their mean).
+        node["segmenter_fps_after"] = time_segmenter(seg, image, args.iters, args.warmup)["fps"]
+        node["ratio_to_segmenter"] = node["delivered_hz"] / (
+            (record["segmenter"]["fps"] + node["segmenter_fps_after"]) / 2)
+        record["node"] = node
+    seg.close()
     return record
 
 
@@ -408,8 +413,9 @@ def measure_cameras(args: argparse.Namespace, suite: dict[str, Any], files: dict
     print(f"{w}x{h} {best['config']}: {args.cameras} cameras in one node ...", flush=True)
     cmd = [sys.executable, "-m", "bialign_ros.cli.node_benchmark", "--weights", str(files[best["config"]]),
            "--width", str(w), "--height", str(h), "--input-scale", "1.0", "--cameras", str(args.cameras),
-           "--rate", f"{rate:.3f}", "--duration", str(args.node_seconds), "--precision", config.precision,
-           "--device", config.device, "--json", str(out)]
+           "--rate", f"{rate:.3f}", "--duration", str(args.node_seconds), "--device", config.device,
+           # an export holds its precision: the node takes it with 'auto'
+           "--precision", config.precision if config.backend == "torch" else "auto", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not out.is_file():
         suite["unavailable"].append({"config": f"{best['config']} x{args.cameras} cameras", "size": [h, w],
@@ -559,7 +565,9 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "forward, argmax, edge sigmoid); *Segmenter*: uint8 RGB image in, labels and edges at the "
         "image's size out, through `Segmenter.segment`; *node*: a camera publisher at a fixed rate "
         "(above the Segmenter's rate) through DDS to `bialign_node` in another process; delivered "
-        "labels per second, frames dropped by its latest-frame-wins queue, stamp-to-arrival latency.",
+        "labels per second, frames dropped by its latest-frame-wins queue, stamp-to-arrival latency; "
+        "*node / Segmenter*: the delivered rate over the mean of the Segmenter's rate measured just "
+        "before and just after the node ran (the machine's load drifts).",
         "- *of int8 limit*: Segmenter FPS divided by the int8 frame-rate limit; *of own limit*: by the "
         "limit of the configuration's own precision.",
         "- *agreement*: fraction of pixels whose label equals PyTorch fp32's, over held-out synthetic "
