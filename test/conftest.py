@@ -25,6 +25,16 @@ def untrained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return untrained_checkpoint(tmp_path_factory.mktemp("weights") / "untrained_dfnet2.pt", seed=0)
 
 
+@pytest.fixture(scope="session")
+def segmenter(untrained_weights: Path):
+    """A CPU fp32 Segmenter of :func:`untrained_weights`: the reference the node's outputs are compared with."""
+    from bialign_ros.segmenter import Segmenter
+
+    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
+    yield seg
+    seg.close()
+
+
 @pytest.fixture
 def domain_id() -> int:
     """A ROS_DOMAIN_ID of its own for one test."""

@@ -32,7 +32,6 @@ from bialign_ros.bags.messages import (
 )
 from bialign_ros.cli import bag_eval
 from bialign_ros.metrics import confusion_matrix, summarize
-from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import write_cityscapes
 
 pytestmark = pytest.mark.slow
@@ -47,11 +46,6 @@ def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cityscapes")
     write_cityscapes(root, "val", N, H, W, seed=5, progress=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def segmenter(untrained_weights) -> Segmenter:
-    return Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32", warmup=False)
 
 
 @pytest.fixture(scope="module")

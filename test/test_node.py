@@ -31,7 +31,6 @@ from bialign_ros.codec import fill_image, image_to_rgb8, rgb8_to  # noqa: E402
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, OUTPUT_TOPICS  # noqa: E402
 from bialign_ros.node_params import PARAM_SPECS, color_to_hex  # noqa: E402
 from bialign_ros.node_report import parse_key_values  # noqa: E402
-from bialign_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -115,13 +114,6 @@ def rig(untrained_weights):
         yield r
     finally:
         r.close()
-
-
-@pytest.fixture(scope="module")
-def segmenter(untrained_weights):
-    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
-    yield seg
-    seg.close()
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

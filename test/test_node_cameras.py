@@ -21,7 +21,6 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from bialign_ros.codec import fill_image, image_to_rgb8  # noqa: E402
 from bialign_ros.node_interface import diagnostic_name  # noqa: E402
 from bialign_ros.node_report import parse_key_values  # noqa: E402
-from bialign_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -112,13 +111,6 @@ def rig(untrained_weights):
         yield r
     finally:
         r.close()
-
-
-@pytest.fixture(scope="module")
-def segmenter(untrained_weights):
-    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
-    yield seg
-    seg.close()
 
 
 def _labels(msg: Image) -> np.ndarray:

@@ -16,7 +16,6 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from bialign_ros.codec import compressed_to_rgb8, encode_compressed  # noqa: E402
 from bialign_ros.node_report import parse_key_values  # noqa: E402
-from bialign_ros.segmenter import Segmenter  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -50,13 +49,6 @@ def rig(untrained_weights):
     finally:
         peer.close()
         node.kill()
-
-
-@pytest.fixture(scope="module")
-def segmenter(untrained_weights):
-    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
-    yield seg
-    seg.close()
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
