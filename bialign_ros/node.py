@@ -34,7 +34,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, PipelineStats, group_by
 from bialign_ros.checkpoint import CheckpointError
-from bialign_ros.codec import compressed_to_rgb8, fill_image, image_to_rgb8
+from bialign_ros.codec import fill_image, message_to_rgb8
 from bialign_ros.node_interface import (
     CAMERA_INFO,
     COMPRESSED_SUFFIX,
@@ -56,6 +56,7 @@ from bialign_ros.node_params import (
     validate_params,
 )
 from bialign_ros.node_report import NodeReport
+from bialign_ros.outputs import IMAGE_OUTPUTS, OPTIONAL_OUTPUTS, needs_edges, render_outputs
 from bialign_ros.qos import (
     RELIABILITY_POLICIES,
     camera_info_qos,
@@ -154,7 +155,7 @@ class BiAlignNode(LifecycleNode):
             self.declare_parameter(spec.name, list(value) if isinstance(value, tuple) else value,
                                    _descriptor(spec), ignore_override=True)
         self._live = {name: getattr(self.config, name)
-                      for name in ("publish_edges", "publish_color", "publish_overlay", "overlay_alpha")}
+                      for name in (*(f"publish_{key}" for key in OPTIONAL_OUTPUTS), "overlay_alpha")}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.cameras = [self._camera(name) for name in self.config.cameras or ("",)]
@@ -251,7 +252,7 @@ class BiAlignNode(LifecycleNode):
         overrides = QoSOverridingOptions.with_default_policies()
         qos = output_qos(cfg.qos_depth)
         for cam in self.cameras:
-            for key in ("labels", "edges", "color", "overlay"):
+            for key in IMAGE_OUTPUTS:
                 cam.pubs[key] = self.create_lifecycle_publisher(
                     Image, camera_topic(cam.name, OUTPUT_TOPICS[key]), qos, qos_overriding_options=overrides)
             cam.pubs["camera_info"] = self.create_lifecycle_publisher(
@@ -367,10 +368,8 @@ class BiAlignNode(LifecycleNode):
         outcomes: list[Outcome] = [None] * len(batch)
         decoded: list[tuple[int, np.ndarray]] = []
         for i, item in enumerate(batch):
-            msg = item.frame.msg
-            decode = compressed_to_rgb8 if isinstance(msg, CompressedImage) else image_to_rgb8
             try:
-                decoded.append((i, decode(msg)))
+                decoded.append((i, message_to_rgb8(item.frame.msg)))
             except Exception as exc:
                 outcomes[i] = exc
         for group in group_by(decoded, key=lambda d: d[1].shape):
@@ -378,7 +377,7 @@ class BiAlignNode(LifecycleNode):
             wants = [self._wanted_outputs(cam) for cam in cams]
             try:
                 results = self.segmenter.segment_batch([image for _, image in group],
-                                                       edges=any(w["edges"] for w in wants))
+                                                       edges=any(needs_edges(w) for w in wants))
             except Exception as exc:
                 for i, _ in group:
                     outcomes[i] = exc
@@ -394,22 +393,16 @@ class BiAlignNode(LifecycleNode):
                     outcomes[i] = exc
         return outcomes
 
-    def _wanted_outputs(self, cam: _Camera) -> dict[str, bool]:
-        """The optional outputs of ``cam`` that are switched on and have a subscriber."""
-        return {key: self._live[f"publish_{key}"] and cam.pubs[key].get_subscription_count() > 0
-                for key in ("edges", "color", "overlay")}
+    def _wanted_outputs(self, cam: _Camera) -> tuple[str, ...]:
+        """The outputs of ``cam`` to compute: labels, and the optional ones switched on and subscribed."""
+        return ("labels", *(key for key in OPTIONAL_OUTPUTS
+                            if self._live[f"publish_{key}"] and cam.pubs[key].get_subscription_count() > 0))
 
     def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
-                 want: dict[str, bool]) -> None:
-        seg, header = self.segmenter, frame.msg.header
-        self._publish_image(cam, "labels", header, result.labels, "mono8")
-        if want["edges"]:
-            self._publish_image(cam, "edges", header, result.edges_u8(), "mono8")
-        if want["color"]:
-            self._publish_image(cam, "color", header, seg.colorize(result.labels), "rgb8")
-        if want["overlay"]:
-            self._publish_image(cam, "overlay", header,
-                                seg.overlay(image, result.labels, self._live["overlay_alpha"]), "rgb8")
+                 want: tuple[str, ...]) -> None:
+        header = frame.msg.header
+        for output in render_outputs(self.segmenter, image, result, want, self._live["overlay_alpha"]):
+            cam.pubs[output.name].publish(fill_image(Image(header=header), output.array, output.encoding))
         info = cam.camera_info
         if info is not None:
             info.header = header
@@ -418,10 +411,6 @@ class BiAlignNode(LifecycleNode):
         stamp_age = (self.get_clock().now().nanoseconds - Time.from_msg(header.stamp).nanoseconds) * 1e-9
         self._stats.frame_out(latency, stamp_age)
         cam.stats.frame_out(latency, stamp_age)
-
-    def _publish_image(self, cam: _Camera, key: str, header: Any, array: Any, encoding: str) -> None:
-        out = Image(header=header)
-        cam.pubs[key].publish(fill_image(out, array, encoding))
 
     def _on_frame_error(self, item: Pending[_Frame], exc: Exception) -> None:
         cam = self._by_name[item.stream]

@@ -26,11 +26,11 @@ from bialign_ros.bags.messages import (
     compressed_message,
     image_message,
     message_labels,
-    message_rgb8,
     stamp_to_ns,
     typestore,
 )
 from bialign_ros.cli import bag_eval
+from bialign_ros.codec import message_to_rgb8
 from bialign_ros.metrics import confusion_matrix, summarize
 from bialign_ros.synthetic import write_cityscapes
 
@@ -109,7 +109,7 @@ def test_output_bag_reads_back_with_expected_topics_counts_and_stamps(evaluated,
                                                        for k in ("labels", "edges", "overlay")))):
         np.testing.assert_array_equal(message_labels(labels.decode()), direct["labels"][i])
         np.testing.assert_array_equal(message_labels(edges.decode()), direct["edges"][i])
-        assert message_rgb8(overlay.decode(), IMAGE).shape == (H, W, 3)
+        assert message_to_rgb8(overlay.decode()).shape == (H, W, 3)
 
 
 @pytest.mark.parametrize("evaluated", ["mcap"], indirect=True)
@@ -177,7 +177,7 @@ def test_robust_to_mixed_topics_compressed_frames_and_unmatched_stamps(dataset, 
     assert metrics["frames"] == {"processed": N, "with_ground_truth": N - 2, "without_ground_truth": 2,
                                  "ground_truth_without_frame": 2, "undecodable": 0}
     num = segmenter.meta.num_classes
-    matrix = sum(confusion_matrix(truth, segmenter.segment(message_rgb8(frame, COMPRESSED_IMAGE)).labels, num)
+    matrix = sum(confusion_matrix(truth, segmenter.segment(message_to_rgb8(frame)).labels, num)
                  for frame, truth in expected["pairs"])
     np.testing.assert_array_equal(np.array(metrics["confusion_matrix"]), matrix)
     with BagReader(tmp_path / "out/outputs.mcap") as out:

@@ -21,11 +21,11 @@ from bialign_ros.bags.messages import (
     IMAGE,
     image_message,
     message_labels,
-    message_rgb8,
     stamp_to_ns,
     typestore,
 )
 from bialign_ros.cli import make_bag as make_bag_cli
+from bialign_ros.codec import message_to_rgb8
 from bialign_ros.synthetic import write_cityscapes
 
 H, W, N = 64, 96, 6
@@ -67,7 +67,7 @@ def test_make_bag_from_cityscapes_folder_reads_back_frames_labels_and_stamps(cit
     assert [stamp_to_ns(m.header.stamp) for _, m in truths] == expected_stamps
     for path, (_, frame), (_, truth) in zip(images, frames, truths):
         assert frame.encoding == "rgb8"
-        np.testing.assert_array_equal(message_rgb8(frame, IMAGE), cv2.imread(str(path))[:, :, ::-1])
+        np.testing.assert_array_equal(message_to_rgb8(frame), cv2.imread(str(path))[:, :, ::-1])
         train_ids_file = (cityscapes / "gtFine/val" / path.parent.name
                           / path.name.replace("_leftImg8bit.png", "_gtFine_labelTrainIds.png"))
         # the bag's labels come from the label-ID files through the official table
@@ -89,7 +89,7 @@ def test_make_bag_compressed_frames_without_labels_and_existing_output(cityscape
     assert topics["/cam/image/compressed"].msgtype == COMPRESSED_IMAGE
     assert topics["/cam/image/compressed"].count == N and topics["/camera/labels"].count == N - 1
     frame = next(m for t, _, m in messages if t == "/cam/image/compressed")
-    assert message_rgb8(frame, COMPRESSED_IMAGE).shape == (H, W, 3)
+    assert message_to_rgb8(frame).shape == (H, W, 3)
     assert make_bag_cli.main(args) == 2
     assert "exists already" in capsys.readouterr().err
 

@@ -25,6 +25,7 @@ from bialign_ros.codec import (
     fill_image,
     image_to_array,
     image_to_rgb8,
+    message_to_rgb8,
     rgb8_to,
 )
 
@@ -495,3 +496,12 @@ def test_module_imports_no_ros_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind", MESSAGE_KINDS)
+def test_any_camera_message_decodes_by_its_fields(kind):
+    rgb = gradient_rgb()
+    raw = over_the_wire(kind, fill_image(new_image(kind), rgb8_to("bgr8", rgb), "bgr8"))
+    png = over_the_wire(kind, encode_compressed(new_compressed(kind), rgb, "png"))
+    np.testing.assert_array_equal(message_to_rgb8(raw), rgb)
+    np.testing.assert_array_equal(message_to_rgb8(png), rgb)

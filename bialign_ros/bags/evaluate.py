@@ -2,7 +2,7 @@
 
 Writes ``metrics.json`` (mIoU and per-class IoU with :mod:`bialign_ros.metrics`, the one
 implementation ``training.evaluate`` also uses; boundary F-scores; latency), ``outputs.mcap``
-(the input frames with labels, edges and overlay, stamped like the input) and the visual report.
+(the input frames with every image output of the node, stamped like the input) and the visual report.
 """
 
 from __future__ import annotations
@@ -26,21 +26,19 @@ from bialign_ros.bags.messages import (
     IMAGE_TYPES,
     image_message,
     message_labels,
-    message_rgb8,
     stamp_to_ns,
 )
 from bialign_ros.bags.report import ReportSample, write_report
-from bialign_ros.codec import CodecError
+from bialign_ros.codec import CodecError, message_to_rgb8
 from bialign_ros.metrics import ConfusionMatrix, summarize
+from bialign_ros.node_interface import OUTPUT_TOPICS as NODE_TOPICS
+from bialign_ros.outputs import IMAGE_OUTPUTS, OutputImage, render_outputs
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, latency_summary
 
-OUTPUT_TOPICS = {
-    "labels": "/segmentation/labels",
-    "edges": "/segmentation/edges",
-    "overlay": "/segmentation/overlay",
-}
-"""Topics of ``outputs.mcap`` besides the input image topic (the node's names in the root namespace)."""
+OUTPUT_TOPICS = {name: f"/{NODE_TOPICS[name]}" for name in IMAGE_OUTPUTS}
+"""Topics of ``outputs.mcap`` besides the input image topic: every image output of the node, under
+the node's names in the root namespace."""
 METRICS_FILE = "metrics.json"
 OUTPUT_BAG = "outputs.mcap"
 SAMPLE_WIDTH = 480
@@ -120,13 +118,13 @@ class _OutputBag:
         for topic in OUTPUT_TOPICS.values():
             self._bag.add_topic(topic, IMAGE)
 
-    def write(self, frame: _Frame, labels: np.ndarray, edges: np.ndarray, overlay: np.ndarray) -> None:
+    def write(self, frame: _Frame, outputs: list[OutputImage]) -> None:
         stamp, frame_id = stamp_to_ns(frame.decoded.header.stamp), frame.decoded.header.frame_id
         log_time = frame.message.log_time
         self._bag.write_raw(self.image_topic, log_time, frame.message.data)
-        for key, array, encoding in (("labels", labels, "mono8"), ("edges", edges, "mono8"),
-                                     ("overlay", overlay, "rgb8")):
-            self._bag.write(OUTPUT_TOPICS[key], log_time, image_message(array, encoding, stamp, frame_id))
+        for output in outputs:
+            self._bag.write(OUTPUT_TOPICS[output.name], log_time,
+                            image_message(output.array, output.encoding, stamp, frame_id))
 
     def close(self) -> dict[str, int]:
         self._bag.close()
@@ -170,7 +168,7 @@ class _Evaluation:
             return
         frame = pair.frame
         try:
-            rgb = message_rgb8(frame.decoded, frame.message.msgtype)
+            rgb = message_to_rgb8(frame.decoded)
         except CodecError as exc:
             self.undecodable += 1
             self.first_decode_error = self.first_decode_error or f"frame at {pair.frame_stamp} ns: {exc}"
@@ -180,9 +178,8 @@ class _Evaluation:
         start = time.perf_counter()
         result = self.seg.segment(rgb, edges=True)
         self.latencies.append(time.perf_counter() - start)
-        edges_u8 = result.edges_u8()
-        overlay = self.seg.overlay(rgb, result.labels, self.options.overlay_alpha)
-        self.outputs.write(frame, result.labels, edges_u8, overlay)
+        outputs = render_outputs(self.seg, rgb, result, OUTPUT_TOPICS, self.options.overlay_alpha)
+        self.outputs.write(frame, outputs)
         truth = None
         if pair.truth is not None and self.confusion is not None:
             truth = message_labels(pair.truth)
@@ -194,8 +191,9 @@ class _Evaluation:
             self.with_truth += 1
         if self.processed in self.sample_at:
             colored_truth = None if truth is None else _thumbnail(self.seg.colorize(truth))
-            self.samples.append(ReportSample(pair.frame_stamp, _thumbnail(overlay), _thumbnail(edges_u8),
-                                             colored_truth))
+            arrays = {output.name: output.array for output in outputs}
+            self.samples.append(ReportSample(pair.frame_stamp, _thumbnail(arrays["overlay"]),
+                                             _thumbnail(arrays["edges"]), colored_truth))
         self.processed += 1
         if self.confusion is not None and self.with_truth:
             self.bar.set_postfix(mIoU=f"{100 * self.confusion.miou():.1f}%", refresh=False)

@@ -3,9 +3,9 @@
 Cityscapes layouts are recognised: ``leftImg8bit[_sequence]/<split>/<city>/*_leftImg8bit.png``
 frames with ``gtFine/<split>/<city>/*_gtFine_labelIds.png`` (label IDs, mapped to train IDs with
 the official ``cityscapesscripts`` table) or ``*_gtFine_labelTrainIds.png``. Any other folder of
-``.png``/``.jpg`` frames takes label images of the same relative path and stem holding train
-IDs. Frames are stamped at ``1 / rate`` intervals and logged at their stamps; ground truth is a
-mono8 image with the frame's header.
+image files (:data:`bialign_ros.image_files.IMAGE_SUFFIXES`) takes label images of the same
+relative path and stem holding train IDs. Frames are stamped at ``1 / rate`` intervals and
+logged at their stamps; ground truth is a mono8 image with the frame's header.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from bialign_ros.bags.io import BagWriter
 from bialign_ros.bags.messages import COMPRESSED_IMAGE, IMAGE, compressed_message, image_message
 from bialign_ros.classes import IGNORE_INDEX
+from bialign_ros.image_files import IMAGE_SUFFIXES, is_image_file, read_rgb
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CITYSCAPES_IMAGE = "_leftImg8bit.png"
 CITYSCAPES_LABEL_IDS = "_gtFine_labelIds.png"
 CITYSCAPES_TRAIN_IDS = "_gtFine_labelTrainIds.png"
@@ -70,8 +70,7 @@ def find_frames(images_dir: str | Path, labels_dir: str | Path | None = None) ->
     images = sorted(images_dir.rglob(f"*{CITYSCAPES_IMAGE}"))
     cityscapes = bool(images)
     if not cityscapes:
-        images = sorted(p for p in images_dir.rglob("*")
-                        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        images = sorted(p for p in images_dir.rglob("*") if is_image_file(p))
     if not images:
         raise ValueError(f"no frames in {images_dir}: expected *{CITYSCAPES_IMAGE} or "
                          f"{'/'.join(IMAGE_SUFFIXES)} files")
@@ -109,10 +108,7 @@ def label_id_to_train_id() -> np.ndarray:
 
 def read_frame(frame: SourceFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """The frame as H x W x 3 uint8 RGB and its H x W uint8 train IDs (or None)."""
-    bgr = cv2.imread(str(frame.image), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {frame.image}")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = read_rgb(frame.image)
     if frame.label is None:
         return rgb, None
     ids = cv2.imread(str(frame.label), cv2.IMREAD_UNCHANGED)

@@ -13,7 +13,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
-from bialign_ros.codec import compressed_to_rgb8, encode_compressed, fill_image, image_to_array, image_to_rgb8
+from bialign_ros.codec import encode_compressed, fill_image, image_to_array
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -57,11 +57,6 @@ def compressed_message(rgb: np.ndarray, fmt: str, stamp_ns: int, frame_id: str, 
     msg = typestore().types[COMPRESSED_IMAGE](header=header(stamp_ns, frame_id), format="",
                                               data=np.empty(0, np.uint8))
     return encode_compressed(msg, rgb, fmt, quality)
-
-
-def message_rgb8(msg: Any, msgtype: str) -> np.ndarray:
-    """The H x W x 3 uint8 RGB pixels of an Image or CompressedImage message."""
-    return compressed_to_rgb8(msg) if msgtype == COMPRESSED_IMAGE else image_to_rgb8(msg)
 
 
 def message_labels(msg: Any) -> np.ndarray:

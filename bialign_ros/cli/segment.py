@@ -2,7 +2,8 @@
 
 Per image ``<stem>``: ``<stem>_labels.png`` (train IDs), ``<stem>_edges.png`` (uint8,
 round(255 * p)) and ``<stem>_overlay.png``; ``--color`` adds ``<stem>_color.png``. Outputs have
-the image's own resolution.
+the image's own resolution and the bytes the node publishes for the same frame
+(:mod:`bialign_ros.outputs`).
 """
 
 from __future__ import annotations
@@ -12,28 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
 from bialign_ros.checkpoint import CheckpointError
+from bialign_ros.image_files import read_rgb, write_png
+from bialign_ros.outputs import needs_edges, render_outputs
 from bialign_ros.segmenter import DEVICES, PRECISIONS, Segmenter
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as H x W x 3 uint8 RGB (grey and alpha images are converted)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write a mono or RGB uint8 image as PNG."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"cannot write {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bialign_segment: error: {exc}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = ("labels", "edges", "overlay", *(("color",) if args.color else ()))
     failures = 0
     for path in tqdm(args.images, desc="segment", unit="img", disable=len(args.images) < 2):
         try:
@@ -70,13 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bialign_segment: skipping: {exc}", file=sys.stderr)
             failures += 1
             continue
-        res = seg.segment(image)
-        stem = args.out_dir / path.stem
-        write_png(stem.with_name(f"{path.stem}_labels.png"), res.labels)
-        write_png(stem.with_name(f"{path.stem}_edges.png"), res.edges_u8())
-        write_png(stem.with_name(f"{path.stem}_overlay.png"), seg.overlay(image, res.labels, args.alpha))
-        if args.color:
-            write_png(stem.with_name(f"{path.stem}_color.png"), seg.colorize(res.labels))
+        outputs = render_outputs(seg, image, seg.segment(image, edges=needs_edges(wanted)), wanted, args.alpha)
+        for output in outputs:
+            write_png(args.out_dir / f"{path.stem}_{output.name}.png", output.array)
     done = len(args.images) - failures
     print(f"segmented {done} image(s) on {seg.device} ({seg.precision}); outputs in {args.out_dir}")
     return 1 if failures else 0

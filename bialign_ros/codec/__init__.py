@@ -8,6 +8,7 @@ rclpy messages, rosbags messages or plain objects. Malformed input raises :class
 from bialign_ros.codec.compressed import COMPRESSED_FORMATS, compressed_to_rgb8, encode_compressed
 from bialign_ros.codec.encodings import SUPPORTED_ENCODINGS
 from bialign_ros.codec.errors import CodecError
+from bialign_ros.codec.message import message_to_rgb8
 from bialign_ros.codec.raw import fill_image, image_to_array
 from bialign_ros.codec.rgb import CONVERTIBLE_ENCODINGS, image_to_rgb8, rgb8_to
 
@@ -21,5 +22,6 @@ __all__ = [
     "fill_image",
     "image_to_array",
     "image_to_rgb8",
+    "message_to_rgb8",
     "rgb8_to",
 ]

@@ -1,0 +1,114 @@
+"""From a segmentation result to the images the product publishes and writes (pure Python).
+
+The node's topics, the rosbag evaluation's ``outputs.mcap`` and ``bialign_segment``'s PNG files
+are all made here, so they hold the same bytes for the same frame. Each output has a name (its key
+in :data:`bialign_ros.node_interface.OUTPUT_TOPICS`), an encoding and one function below; adding
+an output means an entry in that table, a function here and its publisher in the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bialign_ros.colorize import overlay
+from bialign_ros.node_interface import OUTPUT_TOPICS
+
+if TYPE_CHECKING:
+    from bialign_ros.segmenter import SegmentationResult, Segmenter
+
+
+@dataclass
+class _Frame:
+    """What every output function may read; colours are computed at most once per frame."""
+
+    seg: Segmenter
+    image: np.ndarray
+    result: SegmentationResult
+    overlay_alpha: float
+
+    @cached_property
+    def colors(self) -> np.ndarray:
+        return self.seg.colorize(self.result.labels)
+
+
+def _labels(f: _Frame) -> np.ndarray:
+    return f.result.labels
+
+
+def _edges(f: _Frame) -> np.ndarray:
+    return f.result.edges_u8()
+
+
+def _color(f: _Frame) -> np.ndarray:
+    return f.colors
+
+
+def _overlay(f: _Frame) -> np.ndarray:
+    return overlay(f.image, f.colors, f.overlay_alpha, f.result.labels, f.seg.meta.ignore_index)
+
+
+@dataclass(frozen=True)
+class _Renderer:
+    encoding: str
+    render: Callable[[_Frame], np.ndarray]
+    needs_edges: bool = False
+
+
+_RENDERERS: dict[str, _Renderer] = {
+    "labels": _Renderer("mono8", _labels),
+    "edges": _Renderer("mono8", _edges, needs_edges=True),
+    "color": _Renderer("rgb8", _color),
+    "overlay": _Renderer("rgb8", _overlay),
+}
+
+IMAGE_OUTPUTS: tuple[str, ...] = tuple(_RENDERERS)
+"""Every image output, in publishing order: ``labels``, ``edges``, ``color``, ``overlay``."""
+OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(name for name in IMAGE_OUTPUTS if name != "labels")
+"""Outputs computed only when wanted (the node: switched on and subscribed); labels always are."""
+ENCODINGS: dict[str, str] = {name: r.encoding for name, r in _RENDERERS.items()}
+"""The image encoding of each output (mono8 or rgb8)."""
+
+
+@dataclass(frozen=True)
+class OutputImage:
+    """One output of one frame: its name, topic name (relative), encoding and pixels."""
+
+    name: str
+    encoding: str
+    array: np.ndarray = field(repr=False)
+
+    @property
+    def topic(self) -> str:
+        """The relative topic name the node publishes it on (e.g. ``segmentation/labels``)."""
+        return OUTPUT_TOPICS[self.name]
+
+
+def check_outputs(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple in publishing order; ValueError naming an unknown output."""
+    names = set(names)
+    unknown = names - set(IMAGE_OUTPUTS)
+    if unknown:
+        raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))}; known: {', '.join(IMAGE_OUTPUTS)}")
+    return tuple(name for name in IMAGE_OUTPUTS if name in names)
+
+
+def needs_edges(names: Iterable[str]) -> bool:
+    """Whether any of ``names`` needs the edge map from the Segmenter (``segment(..., edges=...)``)."""
+    return any(_RENDERERS[name].needs_edges for name in check_outputs(names))
+
+
+def render_outputs(seg: Segmenter, image: np.ndarray, result: SegmentationResult, names: Iterable[str],
+                   overlay_alpha: float = 0.5) -> list[OutputImage]:
+    """The outputs ``names`` of one frame, in publishing order.
+
+    ``image`` is the H x W x 3 uint8 RGB frame that ``result`` was computed from; every output has
+    its H x W. ``overlay_alpha`` is the colour weight of the overlay.
+    """
+    frame = _Frame(seg, image, result, overlay_alpha)
+    return [OutputImage(name, _RENDERERS[name].encoding, _RENDERERS[name].render(frame))
+            for name in check_outputs(names)]
