@@ -10,14 +10,21 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-
 from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.cli import segment as segment_cli
+from bialign_ros.image_files import write_png
 from bialign_ros.synthetic import render_scene
 from bialign_ros.weights import untrained_checkpoint
 
 BANNER = "=" * 78
+
+
+def default_input_scale(weights: str | Path) -> float:
+    """The input scale both demos run at unless told otherwise: the scale the weights were trained
+    for (recorded in bialign_ros checkpoints), else 1 (the network sees the frame as it is)."""
+    if Path(weights).suffix != ".pt":
+        return 1.0
+    return float(load_checkpoint(weights)[1].training.get("input_scale", 1.0))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{BANNER}\nWARNING: no WEIGHTS given: running UNTRAINED weights, so the labels are noise.\n"
               f"Pass trained weights with: make demo WEIGHTS=path/to/checkpoint.pt\n{BANNER}")
     if args.input_scale is None:
-        args.input_scale = float(load_checkpoint(weights)[1].training.get("input_scale", 1.0))
+        args.input_scale = default_input_scale(weights)
     paths = []
     for i in range(args.frames):
         frame = render_scene(seed=1000 + i, height=args.height, width=args.width)
         path = frames_dir / f"synthetic_{i:03d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        write_png(path, frame.image)
         paths.append(str(path))
     seg_dir = out / "segment"
     rc = segment_cli.main(["--weights", weights, "--out-dir", str(seg_dir), "--color",
