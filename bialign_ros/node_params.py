@@ -113,6 +113,9 @@ PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "tensorrt")
 RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
 TRANSPORT_CHOICES = ("raw", "compressed")
+DEFAULT_TRANSPORT = "raw"
+TRANSPORT_ALIAS = "input_transport"
+"""The older name of ``image_transport``, still accepted (see :func:`validate_params`)."""
 
 PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -132,10 +135,14 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "Scale of the network input relative to the camera image (e.g. 0.5 on a CPU); "
               "every output stays at the camera's resolution.",
               min_value=0.05, max_value=4.0),
-    ParamSpec("input_transport", "raw",
+    ParamSpec("image_transport", "",
               "raw subscribes 'image' (sensor_msgs/Image); compressed subscribes 'image/compressed' "
-              "(sensor_msgs/CompressedImage, jpeg or png).",
-              choices=TRANSPORT_CHOICES),
+              "(sensor_msgs/CompressedImage, jpeg or png). Empty: input_transport's value, else raw.",
+              choices=TRANSPORT_CHOICES, pattern="(raw|compressed)?"),
+    ParamSpec(TRANSPORT_ALIAS, "",
+              "The older name of image_transport, same values; setting either one selects the "
+              "transport, setting both to different values is an error.",
+              choices=TRANSPORT_CHOICES, pattern="(raw|compressed)?"),
     ParamSpec("cameras", (),
               "Cameras served by this node, one namespace each (e.g. [front, left]): camera C is read "
               "from C/image (C/image/compressed) and C/camera_info and written to C/segmentation/*, "
@@ -196,7 +203,10 @@ class NodeConfig:
     precision: str
     backend: str
     input_scale: float
+    image_transport: str
+    """The chosen input transport, raw or compressed (from image_transport or its alias)."""
     input_transport: str
+    """The same chosen transport, under the older name."""
     cameras: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
@@ -227,7 +237,10 @@ def validate_param(name: str, value: Any) -> ParamValue:
 def validate_params(values: dict[str, Any]) -> NodeConfig:
     """Build a :class:`NodeConfig` from ``values`` (missing names take their defaults).
 
-    Every bad value is reported, one per line, in a single :class:`ParamError`.
+    Every bad value is reported, one per line, in a single :class:`ParamError`. The transport
+    is chosen by ``image_transport`` or its alias ``input_transport``, both empty by default:
+    the one that is set wins, raw when neither is, and two different values are an error
+    naming both; the config holds the chosen transport under both names.
     """
     unknown = set(values) - set(SPECS_BY_NAME)
     if unknown:
@@ -238,8 +251,13 @@ def validate_params(values: dict[str, Any]) -> NodeConfig:
             checked[name] = validate_param(name, value)
         except ParamError as exc:
             errors.append(str(exc))
+    transport, alias = checked.get("image_transport"), checked.get(TRANSPORT_ALIAS)
+    if transport and alias and transport != alias:
+        errors.append(f"parameters 'image_transport' ({transport!r}) and '{TRANSPORT_ALIAS}' ({alias!r}) "
+                      f"disagree: {TRANSPORT_ALIAS} is the older name of image_transport, set only one")
     if errors:
         raise ParamError("\n".join(errors))
+    checked["image_transport"] = checked[TRANSPORT_ALIAS] = transport or alias or DEFAULT_TRANSPORT
     return NodeConfig(**checked)
 
 

@@ -3,6 +3,7 @@
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw weights:=/path/model.pt
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw namespace:=front rviz:=true
     ros2 launch bialign_ros bialign.launch.py cameras:="[front, left]" weights:=/path/model.pt
+    ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw image_transport:=compressed
 
 Outputs appear under ``<namespace>/segmentation/``; with ``cameras``, under
 ``<namespace>/<C>/segmentation/`` for each camera C, whose input is ``<namespace>/<C>/image``
@@ -29,9 +30,11 @@ PACKAGE = "bialign_ros"
 def bialign_node(context: LaunchContext) -> list[Node]:
     """The node, with the launch arguments that override the params file."""
     overrides = {"weights": LaunchConfiguration("weights"), "device": LaunchConfiguration("device")}
-    # launch_ros refuses an empty list, and passing none keeps the params file's value.
-    if LaunchConfiguration("cameras").perform(context).strip():
-        overrides["cameras"] = LaunchConfiguration("cameras")
+    # launch_ros refuses an empty list, and passing none keeps the params file's value (for the
+    # transport too: a params file setting the older input_transport keeps working).
+    for name in ("cameras", "image_transport"):
+        if LaunchConfiguration(name).perform(context).strip():
+            overrides[name] = LaunchConfiguration(name)
     return [Node(
         package=PACKAGE,
         executable="bialign_node",
@@ -52,12 +55,16 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("camera", default_value="/camera/image_raw",
                               description="Camera image topic (sensor_msgs/Image); its camera_info sibling is "
-                                          "used too. With input_transport compressed, <camera>/compressed."),
+                                          "used too. With image_transport compressed, <camera>/compressed."),
         DeclareLaunchArgument(
             "cameras", default_value="",
             description="Several cameras in one node, e.g. \"[front, left]\": camera C is read from "
                         "<namespace>/C/image and written to <namespace>/C/segmentation/*. Empty: as the "
                         "params file says (by default one camera, on 'camera')."),
+        DeclareLaunchArgument("image_transport", default_value="",
+                              description="raw (sensor_msgs/Image) or compressed (<camera>/compressed, "
+                                          "sensor_msgs/CompressedImage). Empty: as the params file says "
+                                          "(image_transport or its older name input_transport; raw by default)."),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the node and its outputs, e.g. front (one per camera)."),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "bialign.yaml"]),

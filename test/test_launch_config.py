@@ -18,7 +18,7 @@ from bialign_ros.transport import PROFILE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "bialign.launch.py"
-LAUNCH_ARGUMENTS = {"camera", "cameras", "namespace", "params_file", "weights", "device", "rviz"}
+LAUNCH_ARGUMENTS = {"camera", "cameras", "image_transport", "namespace", "params_file", "weights", "device", "rviz"}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -65,8 +65,16 @@ def _overrides(tree: ast.Module, node: dict[str, object]) -> dict[str, bool]:
         if isinstance(target, ast.Name) and target.id == name and isinstance(assign.value, ast.Dict):
             found |= {k.value: id(assign) in conditional for k in assign.value.keys}
         elif isinstance(target, ast.Subscript) and getattr(target.value, "id", "") == name:
-            found[ast.literal_eval(target.slice)] = id(assign) in conditional
+            found |= {key: id(assign) in conditional for key in _keys(tree, target.slice)}
     return found
+
+
+def _keys(tree: ast.Module, key: ast.expr) -> list[str]:
+    """A literal key, or every value of a ``for`` loop over a literal tuple that binds it."""
+    if isinstance(key, ast.Name):
+        loop = next(n for n in ast.walk(tree) if isinstance(n, ast.For) and getattr(n.target, "id", "") == key.id)
+        return list(ast.literal_eval(loop.iter))
+    return [ast.literal_eval(key)]
 
 
 def _console_scripts() -> dict[str, str]:
@@ -100,9 +108,10 @@ def test_launch_file_runs_the_node_executable_of_setup_py():
     assert remapped == [INPUT_TOPIC]
     overrides = _overrides(ast.parse(LAUNCH.read_text()), node)
     assert set(overrides) <= {s.name for s in PARAM_SPECS}
-    assert {"weights", "device", "cameras"} <= set(overrides)
-    # launch_ros refuses an empty list: cameras is passed only when the argument is given.
-    assert overrides["cameras"] and not overrides["weights"]
+    assert {"weights", "device", "cameras", "image_transport"} <= set(overrides)
+    # launch_ros refuses an empty list: cameras is passed only when the argument is given; so is
+    # image_transport, which would otherwise disagree with a params file setting input_transport.
+    assert overrides["cameras"] and overrides["image_transport"] and not overrides["weights"]
 
 
 def test_launch_file_refers_only_to_shipped_config_files():

@@ -1,4 +1,5 @@
-"""The bialign node on compressed input in evaluation mode (every frame processed, in order)."""
+"""The bialign node on compressed input in evaluation mode (every frame processed, in order), and
+how image_transport and its older name input_transport choose the input."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def compressed(seed: int, fmt: str, sec: int) -> CompressedImage:
 @pytest.fixture(scope="module")
 def rig(untrained_weights):
     domain = next_domain_id()
-    node = start_node(domain, "-p", f"weights:={untrained_weights}", "-p", "input_transport:=compressed",
+    node = start_node(domain, "-p", f"weights:={untrained_weights}", "-p", "image_transport:=compressed",
                       "-p", "drop_frames:=false", "-p", "qos_depth:=50", "-r", f"image:={TOPIC}")
     peer = RosPeer(domain)
     try:
@@ -85,6 +86,26 @@ def test_evaluation_mode_processes_every_frame_of_a_burst_in_order(rig):
     report = parse_key_values([(kv.key, kv.value) for kv in diagnostics.items[-1].msg.status[0].values])
     assert report["frames_dropped"] == 0 and report["frames_rejected"] == 1
     assert report["frames_processed"] >= len(secs)
+
+
+def test_the_older_input_transport_still_selects_compressed_input(domain_id, untrained_weights):
+    node = start_node(domain_id, "-p", f"weights:={untrained_weights}", "-p", "input_transport:=compressed",
+                      "-r", f"image:={TOPIC}")
+    try:
+        assert node.wait_for_output(f"input {TOPIC}/compressed (compressed)", 60), node.output
+    finally:
+        node.kill()
+
+
+def test_image_transport_and_input_transport_disagreeing_stop_the_node_naming_both(domain_id, untrained_weights):
+    node = start_node(domain_id, "-p", f"weights:={untrained_weights}", "-p", "image_transport:=compressed",
+                      "-p", "input_transport:=raw")
+    try:
+        assert node.wait(60) == 1, node.output
+    finally:
+        node.kill()
+    assert "parameters 'image_transport' ('compressed') and 'input_transport' ('raw') disagree" in node.output
+    assert "Traceback" not in node.output
 
 
 def test_sigterm_ends_the_node_cleanly(rig):

@@ -17,7 +17,7 @@ from bialign_ros.node_params import (
 
 ISSUE_PARAMETERS = {"weights", "device", "precision", "input_scale", "overlay_alpha", "qos_reliability", "qos_depth",
                     "publish_edges", "publish_color", "publish_overlay", "drop_frames", "autostart",
-                    "input_transport"}
+                    "image_transport", "input_transport"}
 
 
 def test_every_issue_parameter_is_declared_with_a_description():
@@ -32,8 +32,10 @@ def test_defaults_are_valid_once_weights_are_given():
     cfg = validate_params({"weights": "model.pt"})
     assert cfg.device == "auto" and cfg.precision == "auto" and cfg.qos_reliability == "auto"
     assert cfg.drop_frames and cfg.autostart and cfg.qos_depth == 5
-    assert {k: getattr(cfg, k) for k in defaults() if k != "weights"} == {k: v for k, v in defaults().items()
-                                                                           if k != "weights"}
+    chosen = {"weights", "image_transport", "input_transport"}  # given, or resolved from the defaults
+    assert {k: getattr(cfg, k) for k in defaults() if k not in chosen} == {k: v for k, v in defaults().items()
+                                                                           if k not in chosen}
+    assert cfg.image_transport == cfg.input_transport == "raw"
 
 
 @pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:12"])
@@ -57,6 +59,7 @@ def test_device_accepts_auto_cpu_cuda_and_indexed_cuda(device):
         ("qos_depth", True, "an integer in [1, 100]"),
         ("publish_edges", "yes", "true or false"),
         ("input_transport", "theora", "one of raw, compressed"),
+        ("image_transport", "theora", "one of raw, compressed"),
         ("no_frame_warning", -1.0, "a number in [0, 3600]"),
     ],
 )
@@ -64,6 +67,26 @@ def test_bad_values_name_the_parameter_and_the_allowed_values(name, value, messa
     with pytest.raises(ParamError, match=f"parameter '{name}'") as info:
         validate_param(name, value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "chosen"),
+    [({}, "raw"), ({"image_transport": "compressed"}, "compressed"), ({"input_transport": "compressed"}, "compressed"),
+     ({"image_transport": "raw"}, "raw"), ({"input_transport": "raw"}, "raw"),
+     ({"image_transport": "compressed", "input_transport": "compressed"}, "compressed"),
+     ({"image_transport": "", "input_transport": "compressed"}, "compressed")],
+)
+def test_image_transport_or_its_alias_input_transport_chooses_the_transport(given, chosen):
+    cfg = validate_params({"weights": "m.pt", **given})
+    assert cfg.image_transport == cfg.input_transport == chosen
+
+
+@pytest.mark.parametrize(("image", "alias"), [("raw", "compressed"), ("compressed", "raw")])
+def test_image_transport_and_input_transport_must_not_disagree(image, alias):
+    with pytest.raises(ParamError) as info:
+        validate_params({"weights": "m.pt", "image_transport": image, "input_transport": alias})
+    assert "parameters 'image_transport'" in str(info.value) and "'input_transport'" in str(info.value)
+    assert repr(image) in str(info.value) and repr(alias) in str(info.value)
 
 
 def test_an_integer_is_accepted_for_a_float_parameter():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -72,3 +74,40 @@ def test_colcon_install_runs(colcon_install: Path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout.lower()
+
+
+ROSDEP_KEYS = {
+    "ament_index_python": "ament_index_python", "cv_bridge": "cv_bridge", "cv2": "python3-opencv",
+    "diagnostic_msgs": "diagnostic_msgs", "launch": "launch", "launch_ros": "launch_ros",
+    "matplotlib": "python3-matplotlib", "numpy": "python3-numpy", "onnxruntime": "python3-onnxruntime-pip",
+    "rcl_interfaces": "rcl_interfaces", "rclpy": "rclpy", "rosbags": "python3-rosbags-pip",
+    "rosgraph_msgs": "rosgraph_msgs", "rosidl_parser": "rosidl_parser", "sensor_msgs": "sensor_msgs",
+    "torch": "python3-torch", "tqdm": "python3-tqdm", "vision_msgs": "vision_msgs",
+}
+"""Top-level modules and the rosdep key that installs each. Keys declared for what the code reaches
+only through other packages (std_msgs, lifecycle_msgs, python3-yaml) are not listed."""
+
+
+def _imported_modules() -> set[str]:
+    modules = set()
+    for path in [*(ROOT / "bialign_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_package_xml_declares_exactly_the_imported_dependencies():
+    root = ElementTree.parse(ROOT / "package.xml").getroot()
+    declared = {e.text for e in root.iter() if e.tag in ("depend", "exec_depend")}
+    imported = _imported_modules()
+    for module, key in ROSDEP_KEYS.items():
+        assert (module in imported) == (key in declared), (
+            f"{module} is {'imported' if module in imported else 'not imported'} "
+            f"but {key} is {'declared' if key in declared else 'not declared'}")
+    assert root.findtext("license") == "Apache-2.0"
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence

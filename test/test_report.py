@@ -12,8 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
+import bialign_ros.bags.report as report
+import training.evaluate
+import training.plots
+from bialign_ros import plots
 from bialign_ros.bags.report import PLOT_FILES, ReportSample, write_report
 from bialign_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES
+from bialign_ros.metrics import mean_iou, summarize
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROAD = CITYSCAPES_COLORS[0]
@@ -89,6 +94,27 @@ def test_report_flags_untrained_weights_and_an_incomplete_bag(tmp_path):
     html = paths["report"].read_text()
     assert "UNTRAINED" in html and "Incomplete bag: /data/drive/drive.mcap is truncated" in html
     assert "No frames were processed" in html
+
+
+def test_bag_report_and_training_draw_the_one_iou_and_confusion_plot():
+    for module in (report, training.evaluate, training.plots):
+        assert module.plot_per_class_iou is plots.plot_per_class_iou, module.__name__
+        assert module.plot_confusion_matrix is plots.plot_confusion_matrix, module.__name__
+
+
+def test_plotted_miou_is_the_metrics_miou_when_a_class_is_absent():
+    # class 1 occurs neither in the ground truth nor in the predictions: no IoU, not in the mean
+    matrix = np.array([[6, 0, 2], [0, 0, 0], [1, 0, 3]])
+    summary = summarize(matrix, ["road", "sky", "car"])
+    assert summary["per_class_iou"]["sky"] is None
+    fig = plots.per_class_iou_figure(summary["per_class_iou"], CITYSCAPES_COLORS[:3])
+    try:
+        (line,) = fig.axes[0].get_lines()
+        assert line.get_ydata()[0] == pytest.approx(100 * mean_iou(matrix))
+        assert fig.axes[0].get_legend().get_texts()[0].get_text() == f"mIoU {100 * mean_iou(matrix):.1f}"
+        assert "n/a" in [t.get_text() for t in fig.axes[0].texts]
+    finally:
+        plots.plt.close(fig)
 
 
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason="Chromium is not installed (Debian package 'chromium')")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bialign_ros.classes import CITYSCAPES_CLASSES, IMAGENET_MEAN, IMAGENET_STD
+from training.config import load_config
 from training.data import (
     CityscapesEvalSet,
     CityscapesTrainSet,
@@ -120,6 +121,23 @@ def test_train_items_depend_only_on_seed_epoch_and_index(root):
     assert torch.equal(a["image"], ds[2]["image"]) and torch.equal(a["image"], c["image"])
     assert not torch.equal(a["image"], b["image"])
     assert ds.plan(0) != ds.plan(3) and len(ds.plan(3)) == len(ds)
+
+
+def test_the_config_data_section_is_the_augmentation(root):
+    cfg = load_config(None, ["data.crop_size=24", "data.scale_min=1.0", "data.scale_max=1.0"])
+    assert isinstance(cfg.data, TrainAugmentation)
+    # the defaults are declared once: a config's data section and a bare augmentation agree
+    assert TrainAugmentation() == TrainAugmentation(**{k: getattr(load_config(None).data, k)
+                                                       for k in TrainAugmentation.__dataclass_fields__})
+    samples = find_samples(root, "train")
+    train_set = CityscapesTrainSet(samples, cfg.data, build_centroid_index([], 19, 32), 19,
+                                   class_uniform_pct=0.0, seed=5)
+    assert train_set[0]["image"].shape == (3, 24, 24)
+
+
+def test_augmentation_values_are_checked():
+    with pytest.raises(ValueError, match="blur_sigma must be"):
+        TrainAugmentation(blur_sigma=(1.0, 0.5))
 
 
 def test_augmentation_keeps_image_and_labels_aligned():

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from training.transforms import TrainAugmentation
+
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
@@ -27,19 +29,17 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Where the Cityscapes-format data lives and how training crops are made."""
+class DataConfig(TrainAugmentation):
+    """Where the Cityscapes-format data lives and how training crops are made.
+
+    The augmentation fields (``crop_size``, ``scale_min`` ... ``blur_prob``) are those of
+    :class:`training.transforms.TrainAugmentation`, which this section is: training passes it
+    to the data set as its augmentation.
+    """
 
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
-    crop_size: int = 1024
-    scale_min: float = 0.5
-    scale_max: float = 2.0
-    hflip: bool = True
-    color_jitter: float = 0.25
-    blur_sigma: tuple[float, float] = (0.15, 1.3)
-    blur_prob: float = 1.0
     class_uniform_pct: float = 0.5
     class_uniform_tile: int = 1024
     edge_width: int = 2
@@ -47,19 +47,10 @@ class DataConfig:
     val_max_images: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.crop_size > 0, f"data.crop_size must be positive, got {self.crop_size}")
-        _require(
-            0 < self.scale_min <= self.scale_max,
-            f"data.scale_min/scale_max must satisfy 0 < min <= max, got {self.scale_min}, {self.scale_max}",
-        )
-        _require(
-            0 <= self.color_jitter <= 0.5, f"data.color_jitter must be in [0, 0.5], got {self.color_jitter}"
-        )
-        _require(
-            len(self.blur_sigma) == 2 and 0 < self.blur_sigma[0] <= self.blur_sigma[1],
-            f"data.blur_sigma must be [min, max] with 0 < min <= max, got {list(self.blur_sigma)}",
-        )
-        _require(0 <= self.blur_prob <= 1, f"data.blur_prob must be in [0, 1], got {self.blur_prob}")
+        try:
+            super().__post_init__()
+        except ValueError as exc:
+            raise ConfigError(f"data.{exc}") from None
         _require(
             0 <= self.class_uniform_pct <= 1,
             f"data.class_uniform_pct must be in [0, 1], got {self.class_uniform_pct}",

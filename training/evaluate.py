@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from bialign_ros.classes import CITYSCAPES_NAMES, train_id_to_label_id_lut
 from bialign_ros.metrics import ConfusionMatrix, summarize
+from bialign_ros.plots import plot_confusion_matrix, plot_per_class_iou
 from training import distributed as du
 from training.data import CityscapesEvalSet, find_samples
-from training.plots import plot_confusion_matrix, plot_per_class_iou
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 """A function from a normalised N x 3 x H x W batch to N x C x H x W logits."""
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 confusion_matrix=matrix.tolist(),
             )
             (args.out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-            plot_per_class_iou(summary["per_class_iou"], args.out_dir / "per_class_iou.png")
+            plot_per_class_iou(summary["per_class_iou"], args.out_dir / "per_class_iou.png", meta.class_colors)
             plot_confusion_matrix(matrix, meta.class_names, args.out_dir / "confusion_matrix.png")
             print(f"mIoU {_percent(summary['miou'])} over {count} images of {args.split!r}; "
                   f"pixel accuracy {_percent(summary['pixel_accuracy'])}; results in {args.out_dir}")

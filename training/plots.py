@@ -1,53 +1,19 @@
-"""Figures of an evaluation or a run: per-class IoU bars, confusion matrix, training curves."""
+"""Figures of an evaluation or a run: per-class IoU bars, confusion matrix, training curves.
+
+The IoU and confusion-matrix figures are the runtime's (:mod:`bialign_ros.plots`, also drawn by
+the bag report), importable from here as before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # files only, never a display
+from bialign_ros.plots import plot_confusion_matrix, plot_per_class_iou, save_figure
+from training.scalars import read_scalars
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from training.scalars import read_scalars  # noqa: E402
-
-
-def plot_per_class_iou(per_class_iou: Mapping[str, float | None], path: str | Path) -> Path:
-    """Bar chart of the IoU of every class (classes without an IoU are marked "n/a")."""
-    names = list(per_class_iou)
-    values = [np.nan if v is None else 100.0 * v for v in per_class_iou.values()]
-    defined = [v for v in values if not np.isnan(v)]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names)), 4.0))
-    ax.bar(range(len(names)), np.nan_to_num(values), color="tab:blue")
-    for i, v in enumerate(values):
-        ax.text(i, 1 if np.isnan(v) else v + 1, "n/a" if np.isnan(v) else f"{v:.0f}",
-                ha="center", va="bottom", fontsize=7)
-    if defined:
-        ax.axhline(np.mean(defined), color="tab:red", linestyle="--", label=f"mIoU {np.mean(defined):.1f}")
-        ax.legend(loc="upper right")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("IoU (%)")
-    return _save(fig, path)
-
-
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | Path) -> Path:
-    """Confusion matrix with every ground-truth row normalised to sum to 1."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    rows = matrix.sum(axis=1, keepdims=True)
-    norm = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.4 * n + 2), max(4.0, 0.4 * n + 1)))
-    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of ground-truth pixels")
-    ax.set_xticks(range(n), class_names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(n), class_names, fontsize=7)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    return _save(fig, path)
+__all__ = ["plot_confusion_matrix", "plot_per_class_iou", "plot_training_curves"]
 
 
 def plot_training_curves(scalars_jsonl: str | Path, path: str | Path) -> Path:
@@ -71,13 +37,4 @@ def plot_training_curves(scalars_jsonl: str | Path, path: str | Path) -> Path:
         ax.set_ylabel(title)
         ax.legend(fontsize=7)
     axes[-1, 0].set_xlabel("step")
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

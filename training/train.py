@@ -65,7 +65,7 @@ from training.sampler import (
     save_centroid_index,
 )
 from training.scalars import ScalarWriter
-from training.transforms import TrainAugmentation, normalize
+from training.transforms import normalize
 
 EXIT_NON_FINITE = 3
 
@@ -291,12 +291,8 @@ def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: 
 
     samples = find_samples(cfg.data.root, cfg.data.train_split)
     d = cfg.data
-    augmentation = TrainAugmentation(
-        crop_size=d.crop_size, scale_min=d.scale_min, scale_max=d.scale_max, hflip=d.hflip,
-        color_jitter=d.color_jitter, blur_sigma=d.blur_sigma, blur_prob=d.blur_prob,
-    )
-    train_set = CityscapesTrainSet(
-        samples, augmentation, load_or_build_centroids(samples, cfg, ctx, progress), NUM_CLASSES,
+    train_set = CityscapesTrainSet(  # the data section is the TrainAugmentation
+        samples, d, load_or_build_centroids(samples, cfg, ctx, progress), NUM_CLASSES,
         class_uniform_pct=d.class_uniform_pct, edge_width=d.edge_width, seed=cfg.seed,
     )
     steps_per_epoch = len(train_set) // o.batch_size

@@ -21,16 +21,35 @@ from bialign_ros.classes import IGNORE_INDEX
 
 @dataclass(frozen=True)
 class TrainAugmentation:
-    """Geometric and photometric augmentation producing ``crop_size`` square crops."""
+    """Geometric and photometric augmentation producing ``crop_size`` square crops.
 
-    crop_size: int
+    Its fields are also the augmentation keys of the training config's ``data`` section
+    (:class:`training.config.DataConfig` extends this class), so a config's data section is
+    the augmentation it describes. Defaults are the authors' Cityscapes recipe.
+    """
+
+    crop_size: int = 1024
     scale_min: float = 0.5
     scale_max: float = 2.0
     hflip: bool = True
     color_jitter: float = 0.25
     blur_sigma: tuple[float, float] = (0.15, 1.3)
     blur_prob: float = 1.0
-    ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self) -> None:
+        """Raise ValueError naming the first field whose value is out of range."""
+        checks = (
+            (self.crop_size > 0, f"crop_size must be positive, got {self.crop_size}"),
+            (0 < self.scale_min <= self.scale_max,
+             f"scale_min/scale_max must satisfy 0 < min <= max, got {self.scale_min}, {self.scale_max}"),
+            (0 <= self.color_jitter <= 0.5, f"color_jitter must be in [0, 0.5], got {self.color_jitter}"),
+            (len(self.blur_sigma) == 2 and 0 < self.blur_sigma[0] <= self.blur_sigma[1],
+             f"blur_sigma must be [min, max] with 0 < min <= max, got {list(self.blur_sigma)}"),
+            (0 <= self.blur_prob <= 1, f"blur_prob must be in [0, 1], got {self.blur_prob}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
     def __call__(
         self,
@@ -47,7 +66,7 @@ class TrainAugmentation:
         image, labels = rescale(image, labels, scale)
         if centroid is not None:
             centroid = (int(centroid[0] * scale), int(centroid[1] * scale))
-        image, labels = random_crop(image, labels, self.crop_size, rng, centroid, self.ignore_index)
+        image, labels = random_crop(image, labels, self.crop_size, rng, centroid)
         if self.hflip and rng.random() < 0.5:
             image, labels = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(labels[:, ::-1])
         if self.color_jitter > 0:

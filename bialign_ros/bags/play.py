@@ -1,9 +1,11 @@
 """Replay a bag over ROS with rclpy, with the recorded timing scaled by a rate.
 
 For the pip environment, where ``ros2 bag play`` is not installed. Messages are read with
-``rosbags``, converted to the rclpy message classes (:mod:`bialign_ros.bags.to_rclpy`) and
-published at ``first_wall + (log_time - first_log_time) / rate``. Topics whose message package
-is not installed are skipped with a note. ``clock`` publishes ``/clock`` (bag time) for nodes
+``rosbags`` and their serialised bytes published unchanged at
+``first_wall + (log_time - first_log_time) / rate``. The first message of every topic is decoded
+with rclpy (:mod:`bialign_ros.bags.to_rclpy`) to check that the bag's definition is the installed
+one; topics whose message package is not installed, or whose messages rclpy cannot read, are
+skipped with a note. ``clock`` publishes ``/clock`` (bag time) for nodes
 running with ``use_sim_time``.
 """
 
@@ -142,6 +144,7 @@ class BagPlayer:
         start_wall = first_log = None
         self._last_clock = -1  # bag time restarts with every loop
         next_clock = time.monotonic()
+        checked: set[str] = set()
         failed: set[str] = set()
         for message in self.reader.messages(self.topics):
             if start_wall is None:
@@ -158,16 +161,18 @@ class BagPlayer:
                 time.sleep((min(due, next_clock) if self._clock is not None else due) - now)
             if message.topic in failed:
                 continue
-            try:
-                msg = to_rclpy(message.decode(), self._classes[message.topic])
-            except (KeyError, TypeError, ValueError) as exc:
-                failed.add(message.topic)
-                self.stats.skipped[message.topic] = f"cannot convert {message.msgtype}: {exc}"
-                LOG.warning("skipping %s: %s", message.topic, self.stats.skipped[message.topic])
-                continue
+            if message.topic not in checked:
+                try:
+                    to_rclpy(message.data, self._classes[message.topic])
+                except ValueError as exc:
+                    failed.add(message.topic)
+                    self.stats.skipped[message.topic] = f"cannot read {message.msgtype}: {exc}"
+                    LOG.warning("skipping %s: %s", message.topic, self.stats.skipped[message.topic])
+                    continue
+                checked.add(message.topic)
             if self._clock is not None:
                 self._publish_clock(message.log_time)
-            self._publishers[message.topic].publish(msg)
+            self._publishers[message.topic].publish(message.data)
             self.stats.published[message.topic] += 1
 
     def _publish_clock(self, bag_time: int) -> None:

@@ -1,7 +1,9 @@
 """The visual report of a bag evaluation: PNG plots and one self-contained HTML page.
 
-Plots are drawn with matplotlib's Agg backend (files only, no display). ``report.html`` embeds
-every plot as a base64 ``data:`` URI, so the single file can be mailed or archived.
+Plots are drawn with matplotlib's Agg backend (files only, no display); the IoU chart and the
+confusion matrix are :mod:`bialign_ros.plots`'s, which the training tools draw too.
+``report.html`` embeds every plot as a base64 ``data:`` URI, so the single file can be mailed
+or archived.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from bialign_ros.plots import plot_confusion_matrix, plot_per_class_iou, save_figure
 
 PLOT_FILES = {
     "per_class_iou": "per_class_iou.png",
@@ -44,43 +44,6 @@ class ReportSample:
     """H x W x 3 uint8 RGB class colours of the ground truth, or None."""
 
 
-def plot_per_class_iou(per_class_iou: Mapping[str, float | None], colors: Sequence[Sequence[int]],
-                       path: str | Path) -> Path:
-    """Bar chart of each class's IoU in its class colour (classes without an IoU marked n/a)."""
-    names = list(per_class_iou)
-    values = np.array([np.nan if v is None else 100.0 * v for v in per_class_iou.values()])
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names)), 4.0))
-    ax.bar(range(len(names)), np.nan_to_num(values), color=[np.asarray(c) / 255.0 for c in colors],
-           edgecolor="black", linewidth=0.5)
-    for i, v in enumerate(values):
-        ax.text(i, 1 if np.isnan(v) else v + 1, "n/a" if np.isnan(v) else f"{v:.0f}", ha="center",
-                va="bottom", fontsize=7)
-    if np.isfinite(values).any():
-        mean = float(np.nanmean(values))
-        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mIoU {mean:.1f}")
-        ax.legend(loc="upper right")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("IoU (%)")
-    return _save(fig, path)
-
-
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | Path) -> Path:
-    """Confusion matrix, each ground-truth row normalised to sum to 1."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    rows = matrix.sum(axis=1, keepdims=True)
-    norm = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.4 * n + 2), max(4.0, 0.4 * n + 1)))
-    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of ground-truth pixels")
-    ax.set_xticks(range(n), class_names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(n), class_names, fontsize=7)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    return _save(fig, path)
-
-
 def plot_latency_histogram(latencies_ms: Sequence[float], path: str | Path) -> Path:
     """Histogram of per-frame inference latency with its mean, p50 and p99."""
     ms = np.asarray(latencies_ms, dtype=np.float64)
@@ -92,7 +55,7 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path: str | Path) -> P
     ax.set_xlabel("latency per frame (ms)")
     ax.set_ylabel("frames")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_samples(samples: Sequence[ReportSample], path: str | Path) -> Path:
@@ -114,16 +77,7 @@ def plot_samples(samples: Sequence[ReportSample], path: str | Path) -> Path:
                 continue
             ax.imshow(image, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(title, fontsize=8)
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(out_dir: str | Path, metrics: Mapping[str, Any], class_names: Sequence[str],
@@ -137,8 +91,8 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], class_names: S
     out_dir = Path(out_dir)
     paths: dict[str, Path] = {}
     if matrix is not None and metrics.get("per_class_iou"):
-        paths["per_class_iou"] = plot_per_class_iou(metrics["per_class_iou"], class_colors,
-                                                    out_dir / PLOT_FILES["per_class_iou"])
+        paths["per_class_iou"] = plot_per_class_iou(metrics["per_class_iou"], out_dir / PLOT_FILES["per_class_iou"],
+                                                    class_colors)
         paths["confusion_matrix"] = plot_confusion_matrix(matrix, class_names,
                                                           out_dir / PLOT_FILES["confusion_matrix"])
     if len(latencies_ms):

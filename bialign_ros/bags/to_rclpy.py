@@ -1,20 +1,19 @@
-"""Convert ``rosbags`` message objects into the ROS Python message classes rclpy publishes.
+"""The rclpy side of a bag's messages: the message class of a type name, and rclpy's decoding.
 
-Works field by field from the rclpy class's own type description (``SLOT_TYPES``), so every
-message type whose Python package is importable converts (Image, CompressedImage, CameraInfo,
-std_msgs, geometry_msgs, ...). Numeric arrays are copied once, into the container the rclpy
-class stores (``array.array`` for sequences, ``numpy`` for fixed-size arrays).
+A bag holds every message as the CDR bytes rclpy itself sends, so a player publishes them
+unchanged (an rclpy publisher takes serialised bytes) and rclpy's own
+:func:`rclpy.serialization.deserialize_message` gives a message object where one is needed.
+Bags written by :mod:`bialign_ros.bags.io` use rosbags' Jazzy definitions, whose CDR rclpy reads
+as its own Image, CompressedImage, CameraInfo and Clock (checked in the tests).
 """
 
 from __future__ import annotations
 
-import array
 import importlib
 from functools import cache
 from typing import Any
 
-import numpy as np
-from rosidl_parser.definition import AbstractNestedType, NamespacedType
+from rclpy.serialization import deserialize_message
 
 
 @cache
@@ -32,38 +31,9 @@ def rclpy_class(msgtype: str) -> type | None:
     return getattr(module, parts[2], None)
 
 
-def _nested_class(slot: NamespacedType) -> type:
-    msgtype = "/".join([*slot.namespaces, slot.name])
-    cls = rclpy_class(msgtype)
-    if cls is None:
-        raise TypeError(f"no Python message class for nested type {msgtype}")
-    return cls
-
-
-def to_rclpy(msg: Any, cls: type) -> Any:
-    """A new instance of the rclpy message class ``cls`` with the field values of ``msg``."""
-    out = cls()
-    for name, slot in zip(cls.get_fields_and_field_types(), cls.SLOT_TYPES):
-        value = getattr(msg, name)
-        if isinstance(slot, NamespacedType):
-            value = to_rclpy(value, _nested_class(slot))
-        elif isinstance(slot, AbstractNestedType):
-            value = _convert_array(value, slot, getattr(out, name))
-        elif isinstance(value, np.generic):
-            value = value.item()
-        setattr(out, name, value)
-    return out
-
-
-def _convert_array(value: Any, slot: AbstractNestedType, default: Any) -> Any:
-    if isinstance(slot.value_type, NamespacedType):
-        cls = _nested_class(slot.value_type)
-        return [to_rclpy(v, cls) for v in value]
-    if isinstance(default, np.ndarray):
-        return np.asarray(value, dtype=default.dtype)
-    if isinstance(default, array.array):
-        out = array.array(default.typecode)
-        values = np.ascontiguousarray(value, dtype=np.dtype(default.typecode)).reshape(-1)
-        out.frombytes(values.view(np.uint8))
-        return out
-    return [v.item() if isinstance(v, np.generic) else v for v in value]
+def to_rclpy(data: bytes, cls: type) -> Any:
+    """The ``cls`` message held in the CDR bytes of a bag message; ValueError when they hold none."""
+    try:
+        return deserialize_message(data, cls)
+    except RuntimeError as exc:  # rclpy's RMWError: the bytes do not follow cls's definition
+        raise ValueError(f"not a serialised {cls.__module__}.{cls.__name__}: {exc}") from None
