@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bialign_ros.classes import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from bialign_ros.image_files import read_rgb
 from training.edges import edges_from_labels
 from training.sampler import CentroidIndex, PlanItem, build_epoch_plan
 from training.transforms import TrainAugmentation, normalize
@@ -77,12 +78,11 @@ def find_samples(root: str | Path, split: str) -> list[Sample]:
     return samples
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as H x W x 3 uint8 RGB."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        return read_rgb(path)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def read_train_ids(path: str | Path, lut: np.ndarray) -> np.ndarray:
@@ -152,7 +152,7 @@ class CityscapesTrainSet(Dataset):
         image_index, centroid = self.plan(epoch)[index]
         sample = self.samples[image_index]
         rng = np.random.default_rng([self.seed, epoch, 1, index])
-        image = read_image(sample.image)
+        image = _read_rgb(sample.image)
         labels = read_train_ids(sample.label, self.lut)
         image, labels = self.augmentation(image, labels, rng, centroid)
         edges = edges_from_labels(labels, self.num_classes, self.edge_width)
@@ -177,7 +177,7 @@ class CityscapesEvalSet(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         return {
-            "image": torch.from_numpy(read_image(sample.image)),
+            "image": torch.from_numpy(_read_rgb(sample.image)),
             "labels": torch.from_numpy(read_train_ids(sample.label, self.lut).astype(np.int64)),
             "name": sample.name,
         }
