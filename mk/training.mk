@@ -21,7 +21,7 @@ train-demo: venv
 # Full-resolution weights for the benchmarks: the demo weights fine-tuned on 1024 x 2048 synthetic
 # frames so that the network is at home at input scale 1 (512 x 1024 to 1024 x 2048). Reduced
 # precision is judged by label agreement with fp32, which only means something where fp32 is
-# confident. About 15 minutes on one thread.
+# confident. 15-25 minutes on one thread, depending on the machine.
 FULLRES_WEIGHTS := .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
 FULLRES_TRAIN_FLAGS := --config training/configs/synthetic_fullres.yaml --out $(FULLRES_WEIGHTS) \
 	--work-dir .cache/demo_training_fullres --height 1024 --width 2048 --input-scale 1.0 \
