@@ -3,17 +3,20 @@
 A checkpoint is a ``.pt`` file holding a plain dict that ``torch.load(weights_only=True)``
 can read: the weights plus everything needed to use them (architecture, class table,
 normalisation, channel order and training metadata). The node and the CLIs need only its path.
+:class:`ModelMeta` is also the metadata of exported graphs, so this module imports torch only
+inside the functions that read and write ``.pt`` files.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bialign_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES, IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_NAME = "bialign_ros.checkpoint"
 FORMAT_VERSION = 1
@@ -83,6 +86,8 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write weights and metadata to ``path``; ``extra`` holds e.g. resume state for training."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -106,6 +111,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelMet
     when it is missing, unreadable or in another layout (e.g. the authors' original files,
     which ``bialign_convert`` turns into this format).
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")

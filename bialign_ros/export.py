@@ -4,7 +4,9 @@ Every export takes uint8 RGB images (N x H x W x 3, input ``images``) and return
 (N x H x W uint8 train IDs) and ``edges`` (N x H x W edge probability), with normalisation,
 argmax and the edge sigmoid inside (see :mod:`bialign_ros.backends.graph`). ONNX files carry the
 model metadata (class table, normalisation, channel order) and a description of the graph (size,
-precision) in their ``metadata_props``, so a node or CLI needs only the file's path.
+precision) in their ``metadata_props``, so a node or CLI needs only the file's path. Those names
+and the metadata layout are the contract in :mod:`bialign_ros.backends.contract`, which runtimes
+import without torch or onnx.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import io
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,63 +23,34 @@ import onnx
 import torch
 
 from bialign_ros.backends.base import MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE
-from bialign_ros.backends.graph import HEAD_FACTOR, InferenceGraph
+from bialign_ros.backends.contract import (
+    GRAPH_KEY,
+    HEAD_FACTOR,
+    INPUT_NAME,
+    META_KEY,
+    OUTPUT_NAMES,
+    ExportError,
+    GraphInfo,
+    check_size,
+    parse_metadata,
+    read_onnx_metadata,
+    set_onnx_metadata,
+)
+from bialign_ros.backends.graph import InferenceGraph
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.model import BiAlignNet
+
+# The graph contract is importable from here too; runtimes import it from backends.contract.
+__all__ = [
+    "EXPORT_FORMATS", "GRAPH_KEY", "INPUT_NAME", "META_KEY", "ONNX_OPSET", "OUTPUT_NAMES", "ExportError",
+    "GraphInfo", "check_size", "export_onnx", "export_torchscript", "parse_metadata", "read_onnx_metadata",
+    "set_onnx_metadata",
+]
 
 LOG = logging.getLogger(__name__)
 
 ONNX_OPSET = 18
-META_KEY = "bialign_ros.meta"
-GRAPH_KEY = "bialign_ros.graph"
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("labels", "edges")
 EXPORT_FORMATS = ("onnx", "torchscript")
-
-
-class ExportError(ValueError):
-    """An export file is not what it should be (not a bialign_ros export, wrong shape, ...)."""
-
-
-@dataclass(frozen=True)
-class GraphInfo:
-    """How an exported graph was built; stored as JSON under :data:`GRAPH_KEY`."""
-
-    precision: str = "fp32"
-    """fp32, fp16 or int8."""
-    height: int | None = None
-    """Fixed input height, or None for a dynamic size."""
-    width: int | None = None
-    size_multiple: int = 1
-    """Dynamic sizes must be multiples of this."""
-    space_to_depth: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
-    """Free-form facts, e.g. the quantisation settings and the measured label agreement."""
-
-    @property
-    def fixed_size(self) -> tuple[int, int] | None:
-        """(height, width) of a fixed-size graph, else None."""
-        return None if self.height is None else (self.height, self.width)
-
-    def to_json(self) -> str:
-        """The JSON stored in the file."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> GraphInfo:
-        """Inverse of :meth:`to_json`."""
-        return cls(**json.loads(text))
-
-
-def check_size(height: int, width: int, dynamic: bool = False) -> None:
-    """ValueError unless (height, width) can be exported (dynamic: a multiple of 8, at least 16)."""
-    low = MIN_DYNAMIC_SIDE if dynamic else 8
-    if not (low <= height <= MAX_DYNAMIC_SIDE and low <= width <= MAX_DYNAMIC_SIDE):
-        raise ValueError(f"export size {height}x{width} out of range: each side must be in "
-                         f"[{low}, {MAX_DYNAMIC_SIDE}]")
-    if dynamic and (height % HEAD_FACTOR or width % HEAD_FACTOR):
-        raise ValueError(f"a dynamic export traces a size that is a multiple of {HEAD_FACTOR}; "
-                         f"got {height}x{width}")
 
 
 def export_onnx(model: BiAlignNet, meta: ModelMeta, out: str | Path, height: int = 512, width: int = 1024,
@@ -129,43 +101,6 @@ def export_onnx(model: BiAlignNet, meta: ModelMeta, out: str | Path, height: int
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(out))
     return out
-
-
-def set_onnx_metadata(proto: Any, meta: ModelMeta, info: GraphInfo) -> None:
-    """Store ``meta`` and ``info`` in an ``onnx.ModelProto`` (replacing earlier values)."""
-    values = {META_KEY: json.dumps(meta.to_dict(), sort_keys=True), GRAPH_KEY: info.to_json()}
-    kept = [p for p in proto.metadata_props if p.key not in values]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in values.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "bialign_ros"
-    proto.doc_string = (f"BiAlignNet {meta.arch}: uint8 RGB images N x H x W x 3 in; labels (uint8 train "
-                        f"IDs, {meta.num_classes} classes) and edges (probability) N x H x W out.")
-
-
-def parse_metadata(props: dict[str, str], source: str | Path) -> tuple[ModelMeta, GraphInfo]:
-    """The model metadata and graph description from an export's key/value metadata."""
-    if META_KEY not in props or GRAPH_KEY not in props:
-        raise ExportError(f"{source} has no bialign_ros metadata; make it with bialign_export or "
-                          "bialign_quantize")
-    try:
-        return ModelMeta.from_dict(json.loads(props[META_KEY])), GraphInfo.from_json(props[GRAPH_KEY])
-    except (ValueError, TypeError) as exc:
-        raise ExportError(f"{source}: unreadable bialign_ros metadata: {exc}") from exc
-
-
-def read_onnx_metadata(path: str | Path) -> tuple[ModelMeta, GraphInfo]:
-    """The model metadata and graph description stored in an ONNX file by :func:`export_onnx`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"ONNX file not found: {path}")
-    try:
-        proto = onnx.load_model(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises several unrelated types for bad files
-        raise ExportError(f"cannot read ONNX file {path}: {exc}") from exc
-    return parse_metadata({p.key: p.value for p in proto.metadata_props}, path)
 
 
 def export_torchscript(model: BiAlignNet, meta: ModelMeta, out: str | Path, height: int = 512,

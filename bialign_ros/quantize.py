@@ -35,8 +35,9 @@ import cv2
 import numpy as np
 import onnx
 
+from bialign_ros.backends.contract import INPUT_NAME, GraphInfo, parse_metadata, set_onnx_metadata
 from bialign_ros.checkpoint import ModelMeta
-from bialign_ros.export import INPUT_NAME, GraphInfo, export_onnx, parse_metadata, set_onnx_metadata
+from bialign_ros.export import export_onnx
 from bialign_ros.model import BiAlignNet
 
 LOG = logging.getLogger(__name__)

@@ -1,11 +1,13 @@
 """The inference engine: an RGB uint8 image in, labels and an edge map at the same resolution out.
 
-Pure Python (PyTorch, ONNX Runtime, NumPy, OpenCV); the ROS node, the CLIs and the rosbag
+Pure Python (NumPy, OpenCV and a backend); the ROS node, the CLIs and the rosbag
 evaluation all run images through :class:`Segmenter`, so pre- and post-processing exist once.
 The network itself runs in a backend (:mod:`bialign_ros.backends`): PyTorch for ``.pt``
 checkpoints, ONNX Runtime for ``.onnx`` exports (fp32, fp16 or int8), TensorRT for engines. All of
 them run the same inference graph (normalisation, argmax and edge sigmoid inside), so the
 Segmenter only resizes when the network input differs from the image and packs the results.
+PyTorch is imported only by the torch backend and the torch-only methods, so an install for ONNX
+files (``requirements/runtime-onnx.txt``) runs without it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from bialign_ros.backends.base import BACKENDS, MIN_DYNAMIC_SIDE, Runner, backend_for_file
-from bialign_ros.checkpoint import ModelMeta
+from bialign_ros.checkpoint import CheckpointError, ModelMeta
 from bialign_ros.colorize import colorize, make_palette, overlay
+
+if TYPE_CHECKING:
+    import torch
 
 LOG = logging.getLogger(__name__)
 
@@ -31,29 +36,52 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 MIN_SIDE = 8
 
 
-def resolve_device(device: str) -> torch.device:
-    """Turn ``auto|cpu|cuda|cuda:N`` into a torch device; ValueError for anything else."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _gpu_problem(backend: str, index: int) -> str | None:
+    """Why ``backend`` cannot run on CUDA device ``index`` here, or None when it can."""
+    if backend == "onnxruntime":
+        from bialign_ros.backends.ort_runner import gpu_providers
+
+        return None if gpu_providers() else ("this onnxruntime has no CUDA or TensorRT execution provider "
+                                              "(install onnxruntime-gpu)")
+    try:
+        import torch
+    except ImportError:
+        return f"the {backend} backend reaches the GPU through PyTorch, which is not installed"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    if index >= torch.cuda.device_count():
+        return f"only {torch.cuda.device_count()} CUDA device(s) present"
+    return None
+
+
+def resolve_device(device: str, backend: str = "torch") -> str:
+    """The device (``cpu``, ``cuda`` or ``cuda:N``) that ``auto|cpu|cuda|cuda:N`` means for ``backend``.
+
+    ``auto`` is ``cuda`` when the backend can use a GPU here, else ``cpu``: onnxruntime asks for a
+    CUDA or TensorRT execution provider, the torch and tensorrt backends ask PyTorch (``cpu`` when
+    torch is not installed). ``cuda[:N]`` without a usable GPU, or anything else, is a ValueError.
+    """
+    match = re.fullmatch(r"cuda(?::(\d+))?", device or "")
+    if device not in ("auto", "cpu") and not match:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     if device == "cpu":
-        return torch.device("cpu")
-    if re.fullmatch(r"cuda(:\d+)?", device or ""):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-        dev = torch.device(device)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return dev
-    raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+        return device
+    problem = _gpu_problem(backend, int(match.group(1) or 0) if match else 0)
+    if device == "auto":
+        return "cpu" if problem else "cuda"
+    if problem:
+        raise ValueError(f"device {device!r} requested but {problem}; use 'cpu' or 'auto'")
+    return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Choose the PyTorch compute precision: fp16 on CUDA and fp32 on CPU for ``auto``."""
+def resolve_precision(precision: str, device: str) -> str:
+    """Choose the PyTorch compute precision for a resolved device: fp16 on CUDA and fp32 on CPU for ``auto``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    cuda = device.startswith("cuda")
     if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
+        return "fp16" if cuda else "fp32"
+    if precision == "fp16" and not cuda:
         raise ValueError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
     if precision == "int8":
         raise ValueError("precision 'int8' runs through onnxruntime: make a file with 'bialign_quantize "
@@ -122,15 +150,21 @@ class Segmenter:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-        dev = resolve_device(device)
         chosen = backend_for_file(path, backend)
+        dev = resolve_device(device, chosen)
         model = None
         if chosen == "torch":
-            from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
+            try:
+                import torch
 
+                from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
+            except ImportError as exc:  # an install for ONNX files only (requirements/runtime-onnx.txt)
+                raise CheckpointError(f"{path}: checkpoints run on PyTorch, which is not installed here; "
+                                      "run an ONNX export of it (bialign_export --weights W.pt --format onnx "
+                                      "--out W.onnx) or install requirements/runtime.txt") from exc
             prec = resolve_precision(precision, dev)
             model, meta = load_inference_model(path)
-            runner: Runner = TorchRunner(model, meta, dev, prec, compile=compile)
+            runner: Runner = TorchRunner(model, meta, torch.device(dev), prec, compile=compile)
             model = model.to(dev, torch.float16 if prec == "fp16" else torch.float32)  # for forward()
         else:
             if precision not in PRECISIONS:
@@ -138,11 +172,11 @@ class Segmenter:
             if chosen == "onnxruntime":
                 from bialign_ros.backends.ort_runner import OrtRunner
 
-                runner = OrtRunner(path, str(dev), threads=threads)
+                runner = OrtRunner(path, dev, threads=threads)
             else:
                 from bialign_ros.backends.tensorrt_runner import TensorRTRunner
 
-                runner = TensorRTRunner(path, str(dev))
+                runner = TensorRTRunner(path, dev)
             meta = runner.meta
             if precision not in ("auto", runner.precision):
                 raise ValueError(f"{Path(path).name} holds a {runner.precision} model; precision must be "
@@ -166,7 +200,9 @@ class Segmenter:
 
     @property
     def device_obj(self) -> torch.device:
-        """The device as a torch device."""
+        """The device as a torch device (needs PyTorch)."""
+        import torch
+
         return torch.device(self.runner.device)
 
     @property
@@ -209,7 +245,9 @@ class Segmenter:
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """HxWx3 uint8 RGB -> 1x3xhxw normalised float tensor (channel order of the model) on the device,
-        as :meth:`forward` takes it (h, w: the network input size)."""
+        as :meth:`forward` takes it (h, w: the network input size). Needs PyTorch."""
+        import torch
+
         x = torch.from_numpy(self._network_input(image)).permute(2, 0, 1).unsqueeze(0)
         if self.meta.channel_order == "bgr":
             x = x.flip(1)
@@ -222,6 +260,8 @@ class Segmenter:
         if self._model is None:
             raise ValueError(f"forward() gives logits with the torch backend only; this Segmenter runs "
                              f"{self.backend}")
+        import torch
+
         autocast = self.precision == "bf16"
         dev = self.device_obj.type
         with torch.inference_mode(), torch.autocast(dev, dtype=torch.bfloat16, enabled=autocast):

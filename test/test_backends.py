@@ -25,6 +25,7 @@ from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.export import ExportError, export_onnx
 from bialign_ros.model import build_model
 from bialign_ros.segmenter import Segmenter
+from bialign_ros.weights import randomize_batch_norm_statistics
 
 CPU = torch.device("cpu")
 
@@ -113,11 +114,7 @@ def test_tap_sum_conv_is_exact(kernel, bias):
 
 def test_fold_batch_norms_keeps_outputs():
     torch.manual_seed(0)
-    model = build_model("bialign_dfnet1", aux=False).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, or folding proves nothing
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    model = randomize_batch_norm_statistics(build_model("bialign_dfnet1", aux=False).eval())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = model(x)[0]

@@ -108,19 +108,34 @@ def test_bad_arguments(weights):
     with pytest.raises(ValueError, match="auto, cpu, cuda"):
         resolve_device("gpu")
     with pytest.raises(ValueError, match="fp32, fp16, bf16"):
-        resolve_precision("int4", torch.device("cpu"))
+        resolve_precision("int4", "cpu")
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        resolve_precision("fp16", torch.device("cpu"))
+        resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="input_scale"):
         Segmenter.from_checkpoint(weights, device="cpu", input_scale=0.0, warmup=False)
     with pytest.raises(CheckpointError, match="not found"):
         Segmenter.from_checkpoint(weights.parent / "missing.pt", device="cpu")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the errors raised on a machine without CUDA")
 def test_cuda_request_without_cuda():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda:0")
+    assert resolve_device("auto") == resolve_device("auto", "tensorrt") == "cpu"
+
+
+def test_onnxruntime_device_follows_its_providers():
+    """``auto`` asks onnxruntime itself, not torch: a CPU onnxruntime stays on the CPU beside a CUDA torch."""
+    from bialign_ros.backends.ort_runner import gpu_providers
+
+    assert resolve_device("cpu", "onnxruntime") == "cpu"
+    if gpu_providers():
+        assert resolve_device("auto", "onnxruntime") == "cuda"
+        assert resolve_device("cuda:1", "onnxruntime") == "cuda:1"
+    else:
+        assert resolve_device("auto", "onnxruntime") == "cpu"
+        with pytest.raises(ValueError, match="no CUDA or TensorRT execution provider"):
+            resolve_device("cuda", "onnxruntime")
 
 
 def test_bad_images(seg):

@@ -31,13 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from bialign_ros.backends.contract import HEAD_FACTOR  # noqa: F401 - its earlier home, still importable
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.model import BiAlignNet
 from bialign_ros.model.heads import PixelShuffleHead
 from bialign_ros.model.layers import known_true, resize
-
-HEAD_FACTOR = 8
-"""Output stride of the heads: the fast head path needs image sizes that are multiples of it."""
 
 
 def fold_batch_norms(module: nn.Module) -> nn.Module:

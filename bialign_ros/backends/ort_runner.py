@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bialign_ros.backends.base import BackendUnavailable, Runner, check_batch, physical_cores
-from bialign_ros.export import INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
+from bialign_ros.backends.contract import INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
 
 
 def session_options(threads: int = 0):
@@ -31,6 +31,18 @@ def session_options(threads: int = 0):
     return so
 
 
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+"""The GPU execution providers, in the order they are tried."""
+
+
+def gpu_providers() -> list[str]:
+    """The GPU execution providers this onnxruntime has, in :data:`GPU_PROVIDERS` order (empty without one)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in GPU_PROVIDERS if p in available]
+
+
 def providers_for(device: str) -> list[str]:
     """Execution providers for ``cpu`` or ``cuda[:N]``: TensorRT, then CUDA, then CPU, as installed.
 
@@ -38,13 +50,13 @@ def providers_for(device: str) -> list[str]:
     """
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
     if not device.startswith("cuda"):
         return ["CPUExecutionProvider"]
-    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    gpu = gpu_providers()
     if not gpu:
         raise BackendUnavailable(f"device {device!r}: this onnxruntime has no CUDA or TensorRT execution "
-                                 f"provider (installed: {', '.join(available)}); install onnxruntime-gpu")
+                                 f"provider (installed: {', '.join(ort.get_available_providers())}); "
+                                 "install onnxruntime-gpu")
     return [*gpu, "CPUExecutionProvider"]
 
 

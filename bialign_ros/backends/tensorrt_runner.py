@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bialign_ros.backends.base import MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE, BackendUnavailable, Runner, check_batch
-from bialign_ros.export import INPUT_NAME, read_onnx_metadata
+from bialign_ros.backends.contract import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
 
 LOG = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class TensorRTRunner(Runner):
         edge_dtype = torch.float16 if self.precision == "fp16" else torch.float32
         edges = torch.empty((n, h, w), dtype=edge_dtype, device=self.device)
         self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
-        for name, tensor in ((INPUT_NAME, x), ("labels", labels), ("edges", edges)):
+        for name, tensor in zip((INPUT_NAME, *OUTPUT_NAMES), (x, labels, edges)):
             self.context.set_tensor_address(name, tensor.data_ptr())
         stream = torch.cuda.current_stream(x.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
