@@ -38,6 +38,7 @@ import onnx
 from bialign_ros.backends.contract import INPUT_NAME, GraphInfo, parse_metadata, set_onnx_metadata
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.export import export_onnx
+from bialign_ros.image_files import read_rgb
 from bialign_ros.model import BiAlignNet
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ CALIBRATION_METHODS = {"percentile": "Percentile", "minmax": "MinMax"}
 """Activation-range methods: ours -> ONNX Runtime's CalibrationMethod name."""
 CALIBRATION_PERCENTILE = 99.99
 ALIGN_SCOPES = ("spatial2Context", "context2Spatial")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 SCOPE_KEY = "pkg.torch.onnx.name_scopes"
 
 
@@ -76,27 +76,14 @@ class QuantizationReport:
                 f"{', '.join(self.float_parts) or 'none'} ({self.float_nodes} nodes); {agree}")
 
 
-def find_images(directory: str | Path) -> list[Path]:
-    """Image files under ``directory`` (recursively), sorted; ValueError when there are none."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ValueError(f"calibration directory not found: {directory}")
-    paths = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
-    return paths
-
-
 def read_frames(paths: Iterable[Path], height: int, width: int) -> list[np.ndarray]:
     """Read images as RGB uint8 resized to ``height`` x ``width`` (ValueError naming an unreadable file)."""
     frames = []
     for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot read image {path}")
-        if bgr.shape[:2] != (height, width):
-            bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-        frames.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+        rgb = read_rgb(path)
+        if rgb.shape[:2] != (height, width):
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        frames.append(rgb)
     return frames
 
 

@@ -2,7 +2,7 @@
 # Jazzy wheels (rclpy 7.x, Fast DDS 2) in a second venv; .venv holds Kilted (rclpy 9.x, Fast DDS 3).
 JAZZY_VENV ?= .venv-jazzy
 JAZZY_PY := $(JAZZY_VENV)/bin/python
-JAZZY_REQS := requirements/runtime.txt requirements/ros-jazzy.txt
+JAZZY_REQS := requirements/runtime.txt requirements/runtime-onnx.txt requirements/ros-jazzy.txt
 JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # pytest and setuptools (for the editable install) at the pins of requirements/dev.txt.
 JAZZY_TOOLS = $(shell grep -E '^(pytest|setuptools)==' requirements/dev.txt)

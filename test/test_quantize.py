@@ -14,10 +14,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from bialign_ros.backends.ort_runner import OrtRunner
 from bialign_ros.export import read_onnx_metadata
+from bialign_ros.image_files import find_images
 from bialign_ros.quantize import (
     CALIBRATION_METHODS,
     argmax_after_cast,
-    find_images,
     float_node_names,
     label_agreement,
     quantize_model,
@@ -167,7 +167,7 @@ def test_calibration_images_are_found_and_read(calib_dir, tmp_path):
 
 def test_cli_errors(untrained_weights, calib_dir, tmp_path):
     proc = _quantize(untrained_weights, tmp_path / "nowhere", tmp_path / "x.onnx")
-    assert proc.returncode == 2 and "calibration directory not found" in proc.stderr
+    assert proc.returncode == 2 and "image folder not found" in proc.stderr
     proc = _quantize(untrained_weights, calib_dir, tmp_path / "x.onnx", "--held-out", 4)
     assert proc.returncode == 2 and "need more than --held-out 4" in proc.stderr
     proc = _quantize(tmp_path / "none.pt", calib_dir, tmp_path / "x.onnx")

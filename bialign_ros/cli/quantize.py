@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from bialign_ros.checkpoint import CheckpointError
+from bialign_ros.image_files import find_images
 from bialign_ros.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_FLOAT_PARTS,
     FLOAT_PARTS,
-    find_images,
     quantize_model,
     read_frames,
 )

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of bialign_segment."""
     p = argparse.ArgumentParser(prog="bialign_segment", description="Segment images with BiAlignNet.")
     p.add_argument("images", nargs="+", type=Path, help="image files (png, jpg, ...)")
-    p.add_argument("--weights", required=True, type=Path, help="bialign_ros checkpoint (.pt)")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="bialign_ros checkpoint (.pt) or export (.onnx, .engine)")
     p.add_argument("--out-dir", required=True, type=Path, help="directory for the output PNGs")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
