@@ -6,8 +6,6 @@ on this host, and is killed (with its children) when a test fails.
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,18 +20,16 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from bialign_ros.cli.processes import ChildProcess, python_module, ros_env, wait_until
+from bialign_ros.ros_domains import pick_domain_id
 
 __all__ = ["ChildProcess", "ros_env", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[1]
-DOMAIN_RANGE = range(100, 201)
-_domain_counter = itertools.count()
 
 
 def next_domain_id() -> int:
-    """A ROS domain for one test: spread by process id so concurrent test runs rarely share one."""
-    offset = (os.getpid() * 17 + next(_domain_counter)) % len(DOMAIN_RANGE)
-    return DOMAIN_RANGE[offset]
+    """A ROS domain for one test, from the tests' range of :mod:`bialign_ros.ros_domains`."""
+    return pick_domain_id("tests")
 
 
 def start_node(domain_id: int, *ros_args: str) -> ChildProcess:

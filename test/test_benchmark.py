@@ -1,4 +1,4 @@
-"""The benchmark harness: peaks, one configuration, several side by side (report and plot), the node."""
+"""The benchmark library and CLI: peaks, one configuration, several side by side (report and plot), the node."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from bialign_ros.cli.benchmark import CONFIGS, markdown_report, parse_size
+from bialign_ros.bench.configs import CONFIGS, select_configs
+from bialign_ros.bench.measure import node_ratio, node_spec
+from bialign_ros.bench.node_command import node_command
+from bialign_ros.bench.report import markdown_report
+from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
+from bialign_ros.cli.benchmark import parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
+from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import latency_summary, time_calls
 
 TINY = ConvStack(layers=2, channels=32, height=16, width=32)
@@ -68,6 +74,49 @@ def test_sizes_parse():
         parse_size("512")
     with pytest.raises(argparse.ArgumentTypeError, match="too small"):
         parse_size("4x4")
+
+
+def _node_params(cmd: list[str]) -> dict[str, str]:
+    return dict(word.split(":=", 1) for word in cmd[cmd.index("--ros-args") + 1:] if ":=" in word)
+
+
+def test_node_runs_the_configurations_device_precision_and_backend(tmp_path):
+    opts = SuiteOptions(configs=["all"], sizes=[(64, 96)], node=True)
+    for name in ("tensorrt-fp16", "torch-fp16-cuda", "onnxruntime-int8", "torch-bf16"):
+        config = CONFIGS[name]
+        params = _node_params(node_command(cameras_options(opts, name, "w.onnx", 64, 96, 5.0).spec(("a", "b"))))
+        assert (params["device"], params["precision"], params["backend"]) == (
+            config.device, config.precision, config.backend), name
+        assert params["weights"] == "w.onnx" and params["cameras"] == "[a, b]"
+        measured = configuration_options(opts, name, "w.onnx", 64, 96, "f.npz", tmp_path / "ref.npz")
+        assert (measured.device, measured.precision, measured.backend) == (
+            config.device, config.precision, config.backend)
+        assert measured.node == (not config.compile)
+
+
+def test_node_runs_what_the_measured_segmenter_runs(untrained_weights):
+    from bialign_ros.bench.measure import MeasureOptions
+
+    opts = MeasureOptions(weights=str(untrained_weights), precision="bf16", input_scale=0.5)
+    seg = Segmenter.from_checkpoint(untrained_weights, "cpu", "bf16", 0.5, warmup=False)
+    try:
+        params = _node_params(node_command(node_spec(seg, opts)))
+    finally:
+        seg.close()
+    assert params == {"weights": str(untrained_weights), "device": "cpu", "precision": "bf16", "backend": "torch",
+                      "input_scale": "0.5"}
+
+
+def test_node_ratio_is_the_delivered_rate_over_the_segmenter_rate_before_and_after():
+    assert node_ratio(9.0, 8.0, 12.0) == pytest.approx(0.9)
+    assert node_ratio(10.0, 10.0, 10.0) == 1.0
+
+
+def test_configurations_are_chosen_with_the_reference_first():
+    assert select_configs(["onnxruntime-fp32", "torch-fp32", "torch-fp32"]) == ["torch-fp32", "onnxruntime-fp32"]
+    assert select_configs(["all"])[0] == "torch-fp32" and len(select_configs(["all"])) == len(CONFIGS)
+    with pytest.raises(ValueError, match=r"unknown configurations \['torch-int4'\]"):
+        select_configs(["torch-int4"])
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,11 @@ pytest.importorskip("rclpy")
 from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from bialign_ros.bench.measure import node_ratio  # noqa: E402
+from bialign_ros.bench.node_harness import NodeRun, node_ready  # noqa: E402
 from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
+from bialign_ros.cli.output_collector import Arrival  # noqa: E402
+from bialign_ros.node_interface import diagnostic_name  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -69,7 +73,26 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert result["node_processed"] + result["node_dropped"] == 40
     assert result["outputs"] == result["node_processed"] > 1
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
+    assert result["delivered_hz"] == pytest.approx(result["outputs"] / 2)  # every frame is in the 2 s window
+    assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_before"],
+                                                       result["segmenter_hz_after"]))
     assert "ratio" in capsys.readouterr().out
+
+
+def test_tools_wait_until_the_node_diagnostics_say_active_and_subscribed():
+    qos = "reliability=reliable, durability=volatile, history=keep_last, depth=5"
+    node, cam0, cam1 = (diagnostic_name("bialign", cam) for cam in ("", "cam0", "cam1"))
+    assert node_ready({node: {"state": "active", "subscription_qos": qos}}, [""], "reliable")
+    assert not node_ready({node: {"state": "inactive", "subscription_qos": qos}}, [""], "reliable")
+    assert not node_ready({node: {"state": "active", "subscription_qos": ""}}, [""], "reliable")
+    assert not node_ready({node: {"state": "active", "subscription_qos": qos.replace("=reliable", "=best_effort")}},
+                          [""], "reliable")
+    assert not node_ready({}, [""], "reliable")
+    several = {node: {"state": "active", "subscription_qos": f"cam0: {qos}"}, cam0: {"subscription_qos": qos},
+               cam1: {"subscription_qos": ""}}
+    assert not node_ready(several, ["cam0", "cam1"], "reliable")
+    several[cam1] = {"subscription_qos": qos}
+    assert node_ready(several, ["cam0", "cam1"], "reliable")
 
 
 def test_node_benchmark_compares_two_cameras_in_one_node_with_one_camera(untrained_weights, tmp_path, capsys,
@@ -97,3 +120,13 @@ def test_node_benchmark_compares_two_cameras_in_one_node_with_one_camera(untrain
     assert result["bare_batch_frames_hz"] > 0 and result["bare_segmenter_hz"] > 0
     out = capsys.readouterr().out
     assert "2 cameras in one node" in out and "combined rate / one-camera rate" in out
+
+
+def test_delivery_counts_the_frames_of_the_measured_window():
+    second = 1_000_000_000
+    published = [i * second // 2 for i in range(10)]  # 2 Hz from 0 to 4.5 s
+    arrivals = [Arrival(t, 0.1, 0.0) for t in published if t != 4 * second]  # the frame of 4 s is lost
+    delivery = NodeRun(published, {"": arrivals}, {}, seconds=2.0, rate_hz=2.0).delivery()
+    # The window is the last 2 s of publications: stamps 3.0, 3.5, 4.0 and 4.5 s.
+    assert (delivery["published"], delivery["delivered"], delivery["dropped"]) == (4, 3, 1)
+    assert delivery["delivered_hz"] == 1.5 and delivery["latency_p50_ms"] == pytest.approx(100.0)

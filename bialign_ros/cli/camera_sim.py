@@ -9,6 +9,7 @@ names are relative: use ``--ros-args -r __ns:=/front`` or remaps as for any driv
 from __future__ import annotations
 
 import argparse
+import posixpath
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from bialign_ros.codec import COMPRESSED_FORMATS, CONVERTIBLE_ENCODINGS, encode_compressed, fill_image, rgb8_to
+from bialign_ros.node_interface import CAMERA_INFO, COMPRESSED_SUFFIX, INPUT_TOPIC
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.synthetic import render_sequence
 from bialign_ros.transport import use_transport_profile
@@ -84,12 +86,13 @@ class CameraSim(Node):
         qos.reliability = RELIABILITY_POLICIES[args.reliability]
         if args.compressed:
             self.msgs = [encode_compressed(CompressedImage(), f, fmt=args.compressed) for f in frames]
-            self.image_pub = self.create_publisher(CompressedImage, "image/compressed", qos)
+            self.image_pub = self.create_publisher(CompressedImage, posixpath.join(INPUT_TOPIC, COMPRESSED_SUFFIX),
+                                                   qos)
         else:
             self.msgs = [fill_image(Image(), rgb8_to(args.encoding, f), args.encoding) for f in frames]
-            self.image_pub = self.create_publisher(Image, "image", qos)
+            self.image_pub = self.create_publisher(Image, INPUT_TOPIC, qos)
         self.infos = [nominal_camera_info(f.shape[0], f.shape[1], args.frame_id) for f in frames]
-        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO, qos)
         for msg in self.msgs:
             msg.header.frame_id = args.frame_id
         self.count = args.count

@@ -21,6 +21,7 @@ from bialign_ros.bags.live import RELIABILITIES, LiveEvaluator
 from bialign_ros.bags.live_score import LiveScorer
 from bialign_ros.checkpoint import CheckpointError, load_checkpoint
 from bialign_ros.classes import CITYSCAPES_NAMES, IGNORE_INDEX
+from bialign_ros.node_interface import OUTPUT_TOPICS
 from bialign_ros.transport import use_transport_profile
 
 PROG = "bialign_eval_live"
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of bialign_eval_live."""
     p = argparse.ArgumentParser(prog=PROG, description="Score a running node's labels against ground truth.")
     p.add_argument("--gt-topic", required=True, help="ground-truth topic (mono8 Image of train IDs)")
-    p.add_argument("--labels-topic", default="segmentation/labels",
-                   help="the node's labels topic (default segmentation/labels)")
+    p.add_argument("--labels-topic", default=OUTPUT_TOPICS["labels"],
+                   help=f"the node's labels topic (default {OUTPUT_TOPICS['labels']})")
     p.add_argument("--weights", type=Path,
                    help="checkpoint whose class table to use (default: the 19 Cityscapes classes)")
     p.add_argument("--stamp-tolerance-ms", type=float, default=2.0,

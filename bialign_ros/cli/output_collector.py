@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from bialign_ros.codec import image_to_array
-from bialign_ros.node_interface import NODE_NAME, diagnostic_name
+from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, NODE_NAME, OUTPUT_TOPICS, diagnostic_name
 from bialign_ros.node_report import parse_key_values
 from bialign_ros.qos import output_qos
 
@@ -27,20 +28,27 @@ class Arrival:
 
 
 class OutputCollector(Node):
-    """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics."""
+    """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics.
 
-    def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector") -> None:
-        super().__init__(name, namespace=namespace)
+    ``edges`` also subscribes to the edges, so that the node computes them (it computes optional
+    outputs only while someone subscribes).
+    """
+
+    def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector",
+                 edges: bool = False, context: Context | None = None) -> None:
+        super().__init__(name, namespace=namespace, context=context)
         self.arrivals: list[Arrival] = []
         self.overlays: list[tuple[int, np.ndarray]] = []
         self.keep_overlays = keep_overlays
         self.report: dict[str, float | str] = {}
         self.reports = 0
         qos = output_qos(10)
-        self.create_subscription(Image, "segmentation/labels", self._on_labels, qos)
+        self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos)
         if keep_overlays:
-            self.create_subscription(Image, "segmentation/overlay", self._on_overlay, qos)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+            self.create_subscription(Image, OUTPUT_TOPICS["overlay"], self._on_overlay, qos)
+        if edges:
+            self.create_subscription(Image, OUTPUT_TOPICS["edges"], lambda _msg: None, qos)
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
     def _on_labels(self, msg: Image) -> None:
         stamp = Time.from_msg(msg.header.stamp).nanoseconds

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,9 +19,11 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from bialign_ros.bench.node_command import NodeSpec, node_command
 from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.cli.output_collector import OutputCollector, OutputSummary
 from bialign_ros.cli.processes import ChildProcess, python_module, ros_env
+from bialign_ros.ros_domains import domain_ids, pick_domain_id
 from bialign_ros.transport import use_transport_profile
 from bialign_ros.weights import untrained_checkpoint
 
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-scale", type=float, default=None,
                    help="node input_scale (default: the scale the weights were trained for, else 0.5)")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
-    p.add_argument("--domain-id", type=int, default=100 + os.getpid() % 100)
+    ids = domain_ids("tools")
+    p.add_argument("--domain-id", type=int, default=None,
+                   help=f"ROS domain of the demo (default: one of {ids.start}-{ids.stop - 1})")
     return p
 
 
@@ -79,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.input_scale is None:
         args.input_scale = float(load_checkpoint(weights)[1].training.get("input_scale", 0.5))
     use_transport_profile()
-    env = ros_env(args.domain_id)
-    node = ChildProcess(python_module("bialign_ros.node", "--ros-args", "-p", f"weights:={weights}",
-                                      "-p", f"input_scale:={args.input_scale}"), env)
+    domain = pick_domain_id("tools") if args.domain_id is None else args.domain_id
+    env = ros_env(domain)
+    node = ChildProcess(node_command(NodeSpec(weights, input_scale=args.input_scale)), env)
     camera = ChildProcess(python_module("bialign_ros.cli.camera_sim", "--rate", str(args.rate),
                                         "--width", str(args.width), "--height", str(args.height),
                                         "--frames", str(min(args.frames, 30))), env)
-    rclpy.init(domain_id=args.domain_id)
+    rclpy.init(domain_id=domain)
     collector = OutputCollector(keep_overlays=args.frames)
     executor = SingleThreadedExecutor()
     executor.add_node(collector)

@@ -1,0 +1,155 @@
+"""One configuration measured in this process: the bare model, the Segmenter, label agreement, the node.
+
+The *node ratio* (:func:`node_ratio`) is defined here once, for every tool that reports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bialign_ros.bench.configs import CONFIDENT_MARGIN
+from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
+from bialign_ros.bench.node_command import NodeSpec
+from bialign_ros.segmenter import Segmenter
+from bialign_ros.timing import hardware_summary, peak_rss_mb, time_calls
+
+
+def node_ratio(delivered_hz: float, segmenter_hz_before: float, segmenter_hz_after: float) -> float:
+    """The node's delivered rate over the bare Segmenter's, measured just before and just after the node
+    ran: the machine's load drifts, and the mean of the two shows a change between the measurements
+    alike on both sides. Near 1 when the ROS plumbing costs (almost) nothing."""
+    return delivered_hz / ((segmenter_hz_before + segmenter_hz_after) / 2)
+
+
+def time_bare_model(seg: Segmenter, image: np.ndarray, iters: int, warmup: int) -> dict[str, float]:
+    """Time the inference graph alone on an image already at the network's size."""
+    h, w = seg.network_size(*image.shape[:2])
+    batch = np.ascontiguousarray(cv2.resize(image, (w, h)) if (h, w) != image.shape[:2] else image)[None]
+    return time_calls(lambda: seg.runner.run(batch), iters, warmup)
+
+
+def time_segmenter(seg: Segmenter, image: np.ndarray, iters: int, warmup: int) -> dict[str, float]:
+    """Time the Segmenter end to end: uint8 image in, labels and edges (NumPy) out."""
+    return time_calls(lambda: seg.segment(image, edges=True), iters, warmup)
+
+
+def confident_pixels(seg: Segmenter, frames: np.ndarray) -> np.ndarray:
+    """Where the torch backend's two largest logits differ by at least :data:`CONFIDENT_MARGIN`
+    (N x H x W bool): labels there do not flip under small numerical differences."""
+    masks = []
+    for frame in frames:
+        logits, _ = seg.forward(seg.preprocess(frame))
+        top2 = logits.float().topk(2, dim=1).values[0]
+        masks.append((top2[0] - top2[1] >= CONFIDENT_MARGIN).cpu().numpy())
+    return np.stack(masks)
+
+
+def equal_fraction(labels: np.ndarray, reference: np.ndarray) -> float:
+    """Fraction of equal labels."""
+    if labels.shape != reference.shape:
+        raise ValueError(f"labels of shape {labels.shape} cannot be compared with {reference.shape}")
+    return float((labels == reference).mean())
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """One configuration to measure (the options of ``bialign_benchmark`` without ``--configs``)."""
+
+    weights: str
+    height: int = 1024
+    width: int = 2048
+    backend: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    input_scale: float = 1.0
+    compile: bool = False
+    threads: int = 0
+    iters: int = 10
+    warmup: int = 2
+    config_name: str | None = None
+    frames: str | None = None
+    """An ``.npz`` of frames (key ``frames``): the first is timed, all are segmented for agreement."""
+    reference: str | None = None
+    """An ``.npz`` of reference labels and confident pixels to compare the labels with."""
+    save_labels: str | None = None
+    """Write this configuration's labels and confident pixels here (the reference of the others)."""
+    node: bool = False
+    node_seconds: float = 20.0
+    node_warmup: float = 8.0
+    node_rate: float = 0.0
+    node_rate_factor: float = 1.2
+
+
+def use_threads(threads: int) -> None:
+    """Run PyTorch's CPU kernels on ``threads`` threads (0: the library's default)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def measure_configuration(opts: MeasureOptions) -> dict[str, Any]:
+    """Measure one configuration; returns its JSON record."""
+    use_threads(opts.threads)
+    seg = Segmenter.from_checkpoint(opts.weights, opts.device, opts.precision, opts.input_scale, warmup=False,
+                                    backend=opts.backend, compile=opts.compile, threads=opts.threads)
+    try:
+        return _measure(seg, opts)
+    finally:
+        seg.close()
+
+
+def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
+    frames = np.load(opts.frames)["frames"] if opts.frames else synthetic_frames(1, opts.height, opts.width,
+                                                                                 AGREEMENT_SEED)
+    image = frames[0]
+    if image.shape[:2] != (opts.height, opts.width):
+        raise ValueError(f"frames are {image.shape[1]}x{image.shape[0]}, not {opts.width}x{opts.height}")
+    record: dict[str, Any] = {
+        "config": opts.config_name or f"{seg.backend}-{seg.precision}", "arch": seg.meta.arch,
+        "height": opts.height, "width": opts.width, "input_scale": opts.input_scale, "backend": seg.backend,
+        "device": seg.device, "precision": seg.precision, "compiled": opts.compile,
+        "network_size": list(seg.network_size(opts.height, opts.width)), "weights": str(opts.weights),
+    }
+    record["model"] = time_bare_model(seg, image, opts.iters, opts.warmup)
+    record["segmenter"] = time_segmenter(seg, image, opts.iters, opts.warmup)
+    labels = np.stack([seg.segment(f, edges=False).labels for f in frames])
+    if opts.save_labels:
+        np.savez_compressed(opts.save_labels, labels=labels, confident=confident_pixels(seg, frames))
+    record["agreement"] = None
+    if opts.reference:
+        reference = np.load(opts.reference)
+        record["agreement"] = equal_fraction(labels, reference["labels"])
+        confident = reference["confident"]
+        record["agreement_confident"] = equal_fraction(labels[confident], reference["labels"][confident])
+        record["confident_fraction"] = float(confident.mean())
+        record["agreement_frames"] = int(len(frames))
+    record["memory_peak_mb"] = peak_rss_mb()
+    record["node"] = measure_node(seg, opts, image, record["segmenter"]["fps"]) if opts.node else None
+    record["hardware"] = hardware_summary()
+    return record
+
+
+def node_spec(seg: Segmenter, opts: MeasureOptions) -> NodeSpec:
+    """The node that runs what ``seg`` runs: its weights, device, precision and backend, the input scale."""
+    return NodeSpec(str(opts.weights), seg.device, seg.precision, seg.backend, opts.input_scale)
+
+
+def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray, segmenter_fps: float) -> dict[str, Any]:
+    """The node on the configuration of ``seg`` (device, precision, backend, input scale), fed ``image``
+    above the Segmenter's rate; its delivery figures, memory peak and :func:`node_ratio`."""
+    from bialign_ros.bench.node_harness import run_node
+    from bialign_ros.ros_domains import pick_domain_id
+
+    rate = opts.node_rate or opts.node_rate_factor * segmenter_fps
+    run = run_node(node_spec(seg, opts), [image], rate, opts.node_seconds, pick_domain_id("benchmarks"),
+                   warmup=opts.node_warmup, edges=True)  # the Segmenter is timed with edges
+    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb}
+    node["segmenter_fps_after"] = time_segmenter(seg, image, opts.iters, opts.warmup)["fps"]
+    node["ratio_to_segmenter"] = node_ratio(node["delivered_hz"], segmenter_fps, node["segmenter_fps_after"])
+    return node
+

@@ -1,0 +1,162 @@
+"""The node benchmark: camera frames at a fixed rate through the node, next to the bare Segmenter.
+
+1. Times the bare :class:`Segmenter` in this process, before and after the node runs: one
+   image per call, and with several cameras also a batch of one image per camera per call
+   (``segment_batch``, one forward pass).
+2. Runs the node through :mod:`bialign_ros.bench.node_harness`: one camera first, then (with
+   ``cameras`` above 1) one node serving all cameras (namespaces cam0 .. camN-1, frames of
+   all cameras published at the same instants, as hardware-synchronised cameras deliver them).
+3. Reports the frames the node received, processed and dropped (from its ``/diagnostics``),
+   the delivered rate, the rate from the median interval between outputs, end-to-end latency
+   and the :func:`~bialign_ros.bench.measure.node_ratio`. With several cameras: each camera's
+   rate, their sum (the combined rate) and its ratio to the one-camera rate, which is what
+   batching buys.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bialign_ros.bench.measure import node_ratio
+from bialign_ros.bench.node_command import NodeSpec
+from bialign_ros.bench.node_harness import NodeRun, run_node
+from bialign_ros.cli.output_collector import OutputSummary
+from bialign_ros.segmenter import Segmenter
+from bialign_ros.synthetic import render_scene
+from bialign_ros.timing import latency_summary
+
+
+@dataclass(frozen=True)
+class NodeBenchOptions:
+    """What the node benchmark runs (the options of ``bialign_node_benchmark``)."""
+
+    weights: str
+    width: int = 2048
+    height: int = 1024
+    rate: float = 30.0
+    """Camera rate in Hz, of each camera."""
+    duration: float = 20.0
+    """Seconds of publishing, per run."""
+    input_scale: float = 0.25
+    cameras: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    backend: str = "auto"
+    reliability: str = "reliable"
+    bare_frames: int = 10
+    """Calls timed for each bare Segmenter rate."""
+    domain_id: int = 0
+
+    def spec(self, cameras: tuple[str, ...] = ()) -> NodeSpec:
+        """The node these options run, serving ``cameras``."""
+        return NodeSpec(self.weights, self.device, self.precision, self.backend, self.input_scale, cameras)
+
+
+def bare_call_times(opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> list[list[float]]:
+    """Seconds per Segmenter.segment_batch call (labels only) on each of ``batches``, in this process.
+
+    Timed on a worker thread, as the node runs inference: with other load on a 2-core machine,
+    PyTorch's CPU kernels called from the main thread were measured several times slower than
+    from a worker thread, which would flatter the node.
+    """
+    seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
+                                    input_scale=opts.input_scale, backend=opts.backend)
+    times: list[list[float]] = [[] for _ in batches]
+
+    def run() -> None:
+        for images, record in zip(batches, times):
+            seg.segment_batch(images, edges=False)
+            for _ in range(opts.bare_frames):
+                start = time.perf_counter()
+                seg.segment_batch(images, edges=False)
+                record.append(time.perf_counter() - start)
+
+    worker = threading.Thread(target=run, name="bare-segmenter")
+    try:
+        worker.start()
+        worker.join()
+    finally:
+        seg.close()
+    if any(len(record) != opts.bare_frames for record in times):
+        raise RuntimeError("the bare Segmenter run failed (see the error above)")
+    return times
+
+
+def median_and_mean_hz(times: list[float], frames: int = 1) -> tuple[float, float]:
+    """(median, mean) frames per second of calls that took ``times`` seconds for ``frames`` frames each."""
+    return frames / float(np.median(times)), frames * len(times) / sum(times)
+
+
+def _counts(status: dict[str, Any]) -> dict[str, int]:
+    return {"node_received": int(status["frames_received"]), "node_dropped": int(status["frames_dropped"]),
+            "node_processed": int(status["frames_processed"])}
+
+
+def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
+    summary = OutputSummary.of(run.arrivals[camera])
+    return {"published": len(run.published_ns), **_counts(run.status(camera)), "outputs": summary.outputs,
+            "delivered_hz": run.delivery(camera)["delivered_hz"], "output_rate_hz": summary.rate_hz,
+            "output_median_rate_hz": summary.median_rate_hz, "latency_ms": summary.latency_ms,
+            "latency_text": summary.latency_text()}
+
+
+def one_camera_result(run: NodeRun) -> dict[str, Any]:
+    """Counts, rates and latency of a single-camera run."""
+    return _camera_result(run, "")
+
+
+def several_cameras_result(run: NodeRun) -> dict[str, Any]:
+    """Per camera and combined counts, rates and latency of a run of one node serving several cameras."""
+    per_camera = {cam: _camera_result(run, cam) for cam in run.arrivals}
+    for result in per_camera.values():
+        del result["latency_text"]
+    node_status = run.status()
+    arrivals = sorted((a for cam in run.arrivals.values() for a in cam), key=lambda a: a.at)
+    everything = OutputSummary.of(arrivals)
+    return {"published": len(run.published_ns) * len(per_camera), **_counts(node_status),
+            "outputs": everything.outputs,
+            "combined_rate_hz": sum(c["output_median_rate_hz"] for c in per_camera.values()),
+            "combined_overall_rate_hz": sum(c["output_rate_hz"] for c in per_camera.values()),
+            "combined_delivered_hz": sum(c["delivered_hz"] for c in per_camera.values()),
+            "forward_passes": int(node_status["forward_passes"]),
+            "batched_frames": int(node_status["batched_frames"]),
+            "latency_ms": everything.latency_ms, "latency_text": everything.latency_text(),
+            "per_camera": per_camera}
+
+
+def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
+    """The node benchmark's record: the one-camera result (with ``cameras`` > 1 under ``one_camera``, next
+    to ``multi_camera`` and the comparison) and the bare Segmenter rates."""
+    if opts.cameras < 1:
+        raise ValueError(f"cameras must be at least 1, got {opts.cameras}")
+    cameras = tuple(f"cam{i}" for i in range(opts.cameras))
+    images = [render_scene(seed=i, height=opts.height, width=opts.width).image for i in range(len(cameras))]
+    calls = [[images[0]]] + ([images] if opts.cameras > 1 else [])
+    before = bare_call_times(opts, calls)
+
+    def node(spec: NodeSpec, frames: list[np.ndarray]) -> NodeRun:
+        return run_node(spec, frames, opts.rate, opts.duration, opts.domain_id, reliability=opts.reliability)
+
+    one = one_camera_result(node(opts.spec(), images[:1]))
+    multi = several_cameras_result(node(opts.spec(cameras), images)) if opts.cameras > 1 else None
+    after = bare_call_times(opts, calls)
+    bare, bare_mean = median_and_mean_hz(before[0] + after[0])
+    hz_before, hz_after = (latency_summary(t[0])["fps"] for t in (before, after))
+    one.update(width=opts.width, height=opts.height, rate_hz=opts.rate, input_scale=opts.input_scale,
+               bare_segmenter_hz=bare, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=hz_before,
+               segmenter_hz_after=hz_after, ratio=node_ratio(one["delivered_hz"], hz_before, hz_after))
+    if multi is None:
+        return one
+    batch, batch_mean = median_and_mean_hz(before[1] + after[1], opts.cameras)
+    return {"cameras": opts.cameras, "width": opts.width, "height": opts.height, "rate_hz": opts.rate,
+            "input_scale": opts.input_scale, "one_camera": one, "multi_camera": multi,
+            "bare_segmenter_hz": bare, "bare_batch_frames_hz": batch, "bare_batch_frames_mean_hz": batch_mean,
+            "bare_batch_vs_single": batch / bare,
+            "combined_vs_one_camera": multi["combined_rate_hz"] / one["output_median_rate_hz"],
+            "combined_vs_one_camera_overall": multi["combined_overall_rate_hz"] / one["output_rate_hz"]}
+

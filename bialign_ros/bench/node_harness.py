@@ -1,0 +1,201 @@
+"""The node end to end: ``bialign_node`` in a child process, fed by a camera publisher over real DDS.
+
+:func:`run_node` starts the node with a :class:`NodeSpec` (weights, device, precision, backend,
+input scale, cameras) and the shipped transport profile on an isolated ROS domain, waits until
+its ``/diagnostics`` status says it is active and subscribed with the camera's reliability,
+publishes every camera's frame at the same instants at a fixed rate, and collects each label
+image that comes back. The :class:`NodeRun` it returns holds the publications, the arrivals, the
+node's last statuses and its memory peak; :meth:`NodeRun.delivery` turns them into delivered
+rate, drops and latency.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from bialign_ros.bench.node_command import NodeSpec, node_command
+from bialign_ros.cli.output_collector import Arrival, OutputCollector
+from bialign_ros.cli.processes import ChildProcess, ros_env
+from bialign_ros.codec import fill_image
+from bialign_ros.node_interface import (
+    DIAGNOSTICS_TOPIC,
+    INPUT_TOPIC,
+    NODE_NAME,
+    OUTPUT_TOPICS,
+    camera_topic,
+    diagnostic_name,
+)
+from bialign_ros.node_report import parse_key_values
+from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
+from bialign_ros.timing import process_peak_rss_mb
+from bialign_ros.transport import use_transport_profile
+
+READY_TIMEOUT = 180.0
+"""Seconds the node may take to load the model and subscribe (a TensorRT engine build takes long)."""
+
+
+def node_ready(statuses: dict[str, dict[str, Any]], cameras: Sequence[str], reliability: str) -> bool:
+    """True once the node's ``/diagnostics`` say it is active and every camera's input is subscribed
+    with ``reliability`` (the node matches its publishers' reliability once they are seen)."""
+    node = statuses.get(diagnostic_name(NODE_NAME))
+    if node is None or node.get("state") != "active":
+        return False
+    scopes = [diagnostic_name(NODE_NAME, cam) for cam in cameras]
+    return all(str(statuses.get(scope, {}).get("subscription_qos", "")).startswith(f"reliability={reliability}")
+               for scope in scopes)
+
+
+@dataclass
+class NodeRun:
+    """What one run of the node gave: publications, arrivals per camera, last statuses, memory."""
+
+    published_ns: list[int]
+    """Input stamps of every publication (all cameras share each stamp)."""
+    arrivals: dict[str, list[Arrival]]
+    """Per camera, the label images received."""
+    statuses: dict[str, dict[str, Any]]
+    """The node's last ``/diagnostics`` statuses by name."""
+    seconds: float
+    """The measured window: publications of the last ``seconds`` (after the warm-up)."""
+    rate_hz: float
+    memory_peak_mb: float | None = None
+    window_ns: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        end = self.published_ns[-1] if self.published_ns else 0
+        self.window_ns = (end - round(self.seconds * 1e9), end)
+
+    def status(self, camera: str = "") -> dict[str, Any]:
+        """The node's last status (with ``camera``: that camera's)."""
+        return self.statuses[diagnostic_name(NODE_NAME, camera)]
+
+    def delivery(self, camera: str = "") -> dict[str, Any]:
+        """Frames published and delivered in the window, the delivered rate (label images per second of
+        the window) and the stamp-to-arrival latency, for ``camera``."""
+        start, end = self.window_ns
+        sent = sum(start < t <= end for t in self.published_ns)
+        got = [a for a in self.arrivals[camera] if start < a.stamp_ns <= end]
+        latency = np.array([a.latency_s for a in got]) * 1000.0
+        return {"publish_hz": self.rate_hz, "seconds": self.seconds, "published": sent, "delivered": len(got),
+                "dropped": sent - len(got), "delivered_hz": len(got) / self.seconds,
+                "latency_p50_ms": float(np.percentile(latency, 50)) if len(got) else None,
+                "latency_p99_ms": float(np.percentile(latency, 99)) if len(got) else None}
+
+
+def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, seconds: float, domain_id: int,
+             warmup: float = 0.0, reliability: str = "reliable", edges: bool = False) -> NodeRun:
+    """Run the node on ``spec`` and publish ``images`` (one per camera) at ``rate_hz`` for ``warmup``
+    plus ``seconds`` seconds on ROS domain ``domain_id``; collect what comes back.
+
+    ``edges`` also subscribes to the edges, so that the node computes them (it computes optional
+    outputs only while someone subscribes). Raises RuntimeError when the node does not come up.
+    """
+    cameras = spec.camera_names()
+    if len(images) != len(cameras):
+        raise ValueError(f"{len(images)} images for {len(cameras)} cameras")
+    use_transport_profile()  # before this process's first DDS participant; the node inherits it
+    node = ChildProcess(node_command(spec, "-p", "stats_log_period:=0.0"), ros_env(domain_id))
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    rig = CameraRig(cameras, images, reliability, context)
+    collectors = {cam: OutputCollector(namespace=f"/{cam}", name=f"bialign_output_collector_{cam or 'node'}",
+                                       edges=edges, context=context) for cam in cameras}
+    executor = SingleThreadedExecutor(context=context)
+    for n in (rig, *collectors.values()):
+        executor.add_node(n)
+
+    def spin_until(done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if node.proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            executor.spin_once(timeout_sec=0.05)
+        return True
+
+    try:
+        if not spin_until(lambda: node_ready(rig.statuses, cameras, reliability), READY_TIMEOUT):
+            raise RuntimeError(f"the node did not report itself active and subscribed with "
+                               f"reliability={reliability} on {DIAGNOSTICS_TOPIC} (exit {node.proc.poll()}):\n"
+                               f"{node.output[-3000:]}")
+        spin_until(lambda: all(c.count_publishers(OUTPUT_TOPICS["labels"]) for c in collectors.values()), 30)
+        spin_until(lambda: False, 1.0)  # the new subscriptions still have to match the node's publishers
+        total = round(rate_hz * (warmup + seconds))
+        start = time.monotonic()
+        for i in range(total):
+            rig.publish_all()
+            while (wait := start + (i + 1) / rate_hz - time.monotonic()) > 0:
+                executor.spin_once(timeout_sec=wait)
+        drain_outputs(executor, collectors.values())
+        reports = rig.reports
+        spin_until(lambda: rig.reports >= reports + 2, 10)  # counters that include the last frames
+        memory = process_peak_rss_mb(node.proc.pid)
+        if node.proc.poll() is not None:
+            raise RuntimeError(f"the node stopped during the run (exit {node.proc.poll()}):\n{node.output[-3000:]}")
+        return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
+                       seconds, rate_hz, memory)
+    finally:
+        executor.shutdown()
+        for n in (rig, *collectors.values()):
+            n.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if node.interrupt() != 0:
+            print(node.output, file=sys.stderr)
+
+
+def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputCollector]) -> None:
+    """Spin until the frames still in flight have come: until no label image has arrived for three of
+    the worst latencies seen (2 to 10 s)."""
+    collectors = list(collectors)
+    worst = max((a.latency_s for c in collectors for a in c.arrivals), default=0.0)
+    quiet = min(10.0, max(2.0, 3.0 * worst))
+    quiet_since = time.monotonic()
+    seen = sum(len(c.arrivals) for c in collectors)
+    while time.monotonic() - quiet_since < quiet:
+        executor.spin_once(timeout_sec=0.05)
+        now_seen = sum(len(c.arrivals) for c in collectors)
+        if now_seen != seen:
+            seen, quiet_since = now_seen, time.monotonic()
+
+
+class CameraRig(Node):
+    """Publishes every camera's frame at the same instants and keeps the node's latest statuses."""
+
+    def __init__(self, cameras: list[str], images: Sequence[np.ndarray], reliability: str,
+                 context: Context | None = None) -> None:
+        super().__init__("bialign_bench_cameras", context=context)
+        qos = output_qos(5)  # the sensor-data depth, as camera drivers use
+        qos.reliability = RELIABILITY_POLICIES[reliability]
+        self.pubs = [self.create_publisher(Image, camera_topic(cam, INPUT_TOPIC), qos) for cam in cameras]
+        self.msgs = [fill_image(Image(), np.ascontiguousarray(image), "rgb8") for image in images]
+        for cam, msg in zip(cameras, self.msgs):
+            msg.header.frame_id = cam or "camera"
+        self.published_ns: list[int] = []
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.reports = 0
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
+
+    def publish_all(self) -> None:
+        """One frame on every camera, all with the same stamp."""
+        now = self.get_clock().now()
+        for pub, msg in zip(self.pubs, self.msgs):
+            msg.header.stamp = now.to_msg()
+            pub.publish(msg)
+        self.published_ns.append(now.nanoseconds)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        statuses = {s.name: parse_key_values([(kv.key, kv.value) for kv in s.values]) for s in msg.status}
+        if diagnostic_name(NODE_NAME) in statuses:
+            self.statuses = statuses
+            self.reports += 1

@@ -1,0 +1,170 @@
+"""Every configuration at every size side by side, against the machine's convolution peaks.
+
+Exports and quantises the checkpoint as needed (cached in the work directory), measures the
+peaks, then measures every configuration at every size in a process of its own
+(:mod:`bialign_ros.bench.worker`), each compared with the PyTorch fp32 labels on held-out
+synthetic frames; with the node, also several cameras in one node with the best configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bialign_ros.bench.artifacts import prepare_weights
+from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFIG, select_configs
+from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
+from bialign_ros.bench.measure import MeasureOptions, use_threads
+from bialign_ros.bench.worker import WorkerFailed, run_in_child
+from bialign_ros.peaks import ConvStack, Peaks, frame_limit, measure_peaks, model_macs
+from bialign_ros.ros_domains import pick_domain_id
+from bialign_ros.timing import hardware_summary
+
+if TYPE_CHECKING:
+    from bialign_ros.bench.node_bench import NodeBenchOptions
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What the suite measures (the options of ``bialign_benchmark --configs``)."""
+
+    configs: list[str]
+    sizes: list[tuple[int, int]]
+    work_dir: Path = Path("bench_out")
+    peak_map: tuple[int, int] = (128, 256)
+    agreement_frames: int = 4
+    calib_frames: int = 8
+    iters: int = 10
+    warmup: int = 2
+    threads: int = 0
+    node: bool = False
+    node_seconds: float = 20.0
+    node_warmup: float = 8.0
+    node_rate: float = 0.0
+    node_rate_factor: float = 1.2
+    cameras: int = 2
+    """With the node: this many cameras in one node, with the best configuration at the first size."""
+
+
+def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
+    """Every configuration at every size, each in its own process; returns the suite record."""
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    use_threads(opts.threads)
+    work = opts.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    names = select_configs(opts.configs)
+    print("measuring the machine's convolution peaks ...", flush=True)
+    stack = ConvStack(height=opts.peak_map[0], width=opts.peak_map[1])
+    peaks = measure_peaks(stack, threads=opts.threads, repeats=5)
+    suite: dict[str, Any] = {"hardware": hardware_summary(), "peaks": peaks.to_dict(),
+                             "peaks_at_start": peaks.to_dict(), "peak_stack": asdict(stack), "sizes": [],
+                             "results": [], "unavailable": [], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    model, meta = load_inference_model(weights) if weights.suffix == ".pt" else (None, None)
+    suite["arch"] = meta.arch if meta else None
+    suite["untrained"] = bool(meta and meta.training.get("untrained"))
+    suite["weights"] = {"file": weights.name, "heldout_miou": meta.training.get("heldout_miou") if meta else None,
+                        "input_scale": meta.training.get("input_scale") if meta else None}
+    for name in names:
+        reason = CONFIGS[name].unavailable()
+        if reason:
+            suite["unavailable"].append({"config": name, "reason": reason})
+    runnable = [n for n in names if not CONFIGS[n].unavailable()]
+    files = {n: prepare_weights(CONFIGS[n], weights, work, opts.sizes[0], opts.calib_frames) for n in runnable}
+    for h, w in opts.sizes:
+        suite["sizes"].append({"height": h, "width": w, "macs": model_macs(model, h, w) if model else None})
+        frames_path = work / f"frames_{h}x{w}.npz"
+        np.savez(frames_path, frames=synthetic_frames(opts.agreement_frames, h, w, AGREEMENT_SEED))
+        reference = work / f"reference_{h}x{w}.npz"
+        for name in runnable:
+            print(f"{w}x{h} {name} ...", flush=True)
+            try:
+                options = configuration_options(opts, name, str(files[name]), h, w, str(frames_path), reference)
+                record = run_in_child("configuration", options, work / f"record_{name}_{h}x{w}.json")
+                suite["results"].append(record)
+            except WorkerFailed as exc:
+                suite["unavailable"].append({"config": name, "size": [h, w], "reason": str(exc)})
+    if opts.node and opts.cameras > 1:
+        suite["cameras"] = measure_cameras(opts, suite, files)
+    # Peaks again at the end: a shared machine can be busy at any moment, and a peak measured low
+    # would flatter every ratio to it. The higher of the two runs is the limit.
+    print("measuring the peaks again ...", flush=True)
+    again = measure_peaks(stack, threads=opts.threads, repeats=5)
+    suite["peaks_at_end"] = again.to_dict()
+    apply_limits(suite, Peaks(**{k: max(v, again.to_dict()[k]) for k, v in peaks.to_dict().items()}))
+    return suite
+
+
+def configuration_options(opts: SuiteOptions, name: str, weights: str, height: int, width: int, frames: str,
+                          reference: Path) -> MeasureOptions:
+    """The options of configuration ``name`` at one size: the reference saves its labels, the others
+    compare with them; the node runs with every configuration but the compiled one."""
+    config = CONFIGS[name]
+    is_reference = name == REFERENCE_CONFIG
+    return MeasureOptions(
+        weights=weights, height=height, width=width, backend=config.backend, device=config.device,
+        precision=config.precision, compile=config.compile, threads=opts.threads, iters=opts.iters,
+        warmup=opts.warmup, config_name=name, frames=frames,
+        reference=str(reference) if not is_reference and reference.is_file() else None,
+        save_labels=str(reference) if is_reference else None,
+        node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
+        node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor)
+
+
+def best_result(suite: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:
+    """The fastest configuration through the Segmenter at ``height`` x ``width`` whose labels agree
+    with fp32 on at least :data:`AGREEMENT_TARGET` (fp32 itself counts)."""
+    rows = [r for r in suite["results"] if (r["height"], r["width"]) == (height, width)
+            and (r["config"] == REFERENCE_CONFIG or (r.get("agreement") or 0.0) >= AGREEMENT_TARGET)]
+    return max(rows, key=lambda r: r["segmenter"]["fps"]) if rows else None
+
+
+def measure_cameras(opts: SuiteOptions, suite: dict[str, Any], files: dict[str, Path]) -> dict[str, Any] | None:
+    """The node benchmark with ``opts.cameras`` cameras and the best configuration at the first size: one
+    camera, then all cameras in one node, each published at the rate factor times the Segmenter rate.
+    Returns its record (with the configuration's name), or None when it failed."""
+    h, w = suite["sizes"][0]["height"], suite["sizes"][0]["width"]
+    best = best_result(suite, h, w)
+    if best is None:
+        return None
+    rate = opts.node_rate or opts.node_rate_factor * best["segmenter"]["fps"]
+    print(f"{w}x{h} {best['config']}: {opts.cameras} cameras in one node ...", flush=True)
+    node_opts = cameras_options(opts, best["config"], str(files[best["config"]]), h, w, rate)
+    try:
+        record = run_in_child("node", node_opts, opts.work_dir / f"cameras_{opts.cameras}_{h}x{w}.json")
+    except WorkerFailed as exc:
+        suite["unavailable"].append({"config": f"{best['config']} x{opts.cameras} cameras", "size": [h, w],
+                                     "reason": str(exc)})
+        return None
+    return {"config": best["config"], **record}
+
+
+def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, width: int,
+                    rate: float) -> NodeBenchOptions:
+    """The node benchmark's options for configuration ``name`` with ``opts.cameras`` cameras at ``rate``."""
+    from bialign_ros.bench.node_bench import NodeBenchOptions
+
+    config = CONFIGS[name]
+    return NodeBenchOptions(weights=weights, width=width, height=height, input_scale=1.0, cameras=opts.cameras,
+                            rate=round(rate, 3), duration=opts.node_seconds, device=config.device,
+                            precision=config.precision, backend=config.backend,
+                            domain_id=pick_domain_id("benchmarks"))
+
+
+def apply_limits(suite: dict[str, Any], peaks: Peaks) -> None:
+    """Store ``peaks``, each size's frame-rate limits, and every figure's fraction of them."""
+    suite["peaks"] = peaks.to_dict()
+    for size in suite["sizes"]:
+        size["limits_fps"] = {p: frame_limit(size["macs"], peaks.limit(p)) if size["macs"] else None
+                              for p in ("fp32", "bf16", "int8")}
+    for record in suite["results"]:
+        limit = next(s["limits_fps"] for s in suite["sizes"]
+                     if (s["height"], s["width"]) == (record["height"], record["width"]))
+        for stage in ("model", "segmenter"):
+            fps, own = record[stage]["fps"], limit.get(record["precision"])
+            record[stage]["of_int8_limit"] = fps / limit["int8"] if limit["int8"] else None
+            record[stage]["of_own_limit"] = fps / own if own else None
