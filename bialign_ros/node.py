@@ -37,11 +37,11 @@ from bialign_ros.codec import fill_image, message_to_rgb8
 from bialign_ros.node_diagnostics import DiagnosticsMixin
 from bialign_ros.node_interface import (
     CAMERA_INFO,
-    COMPRESSED_SUFFIX,
     INPUT_TOPIC,
     NODE_NAME,
     OUTPUT_TOPICS,
     camera_topic,
+    compressed_topic,
 )
 from bialign_ros.node_params import (
     PARAM_SPECS,
@@ -166,7 +166,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
     def _camera(self, name: str) -> _Camera:
         image = self.resolve_topic_name(camera_topic(name, INPUT_TOPIC))
         compressed = self.config.input_transport == "compressed"
-        topic = posixpath.join(image, COMPRESSED_SUFFIX) if compressed else image
+        topic = compressed_topic(image) if compressed else image
         # A logger per camera: throttled errors of one camera must not hide those of another.
         return _Camera(name=name, input_topic=topic,
                        camera_info_topic=posixpath.join(posixpath.dirname(image), CAMERA_INFO),

@@ -32,6 +32,11 @@ def camera_topic(camera: str, topic: str) -> str:
     return f"{camera}/{topic}" if camera else topic
 
 
+def compressed_topic(image_topic: str) -> str:
+    """The ``sensor_msgs/CompressedImage`` sibling of an image topic: ``image`` -> ``image/compressed``."""
+    return f"{image_topic.rstrip('/')}/{COMPRESSED_SUFFIX}"
+
+
 def diagnostic_name(node_name: str, camera: str = "") -> str:
     """Name of the node's status in /diagnostics, or of one camera's status with ``camera``."""
     return f"{node_name}: camera {camera}" if camera else f"{node_name}: segmentation"

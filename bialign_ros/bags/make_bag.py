@@ -23,6 +23,7 @@ from bialign_ros.bags.io import BagWriter
 from bialign_ros.bags.messages import COMPRESSED_IMAGE, IMAGE, compressed_message, image_message
 from bialign_ros.classes import IGNORE_INDEX
 from bialign_ros.image_files import IMAGE_SUFFIXES, is_image_file, read_rgb
+from bialign_ros.node_interface import compressed_topic
 
 CITYSCAPES_IMAGE = "_leftImg8bit.png"
 CITYSCAPES_LABEL_IDS = "_gtFine_labelIds.png"
@@ -146,7 +147,7 @@ def write_frames(
         raise ValueError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
     if not rate > 0:
         raise ValueError(f"frame rate must be positive, got {rate}")
-    image_topic = topic if image_format == "raw" else f"{topic.rstrip('/')}/compressed"
+    image_topic = topic if image_format == "raw" else compressed_topic(topic)
     stamps: list[int] = []
     ground_truth = 0
     with BagWriter(out, storage) as bag:

@@ -122,16 +122,16 @@ def markdown_report(suite: dict[str, Any]) -> str:
         f"pixels where fp32's two largest logits differ by at least {CONFIDENT_MARGIN:g}"
         + confident_note(suite) + ": it tells whether a configuration's disagreements stay where fp32 "
         "itself hesitates.",
-        "- *memory*: peak resident memory of the process running the configuration (node: of the node "
-        "process).",
+        "- *memory*: peak resident memory of the process timing the configuration's bare model and "
+        "Segmenter (the node process's own peak is in the JSON record, `node.memory_peak_mb`).",
         "- The machine is shared: absolute figures move by 20 % or more between runs; compare within "
         "one run.", "",
         "## Reproduce", "",
         "```bash",
-        "make bench                                   # this page, on the trained demo weights",
+        "make bench           # this page, on the full-resolution synthetic weights (make bench-weights)",
         "bialign_export --weights W.pt --format onnx --dynamic --out W.onnx           # onnxruntime-fp32",
         "bialign_quantize --weights W.pt --calib frames/ --out W.int8.onnx            # onnxruntime-int8",
-        "bialign_quantize --weights W.pt --calib frames/ --out W.int8.onnx --float flow --float logits",
+        "bialign_quantize --weights W.pt --calib frames/ --out W.u8.onnx --float flow  # int8, uint8 logits",
         "bialign_benchmark --weights W.int8.onnx --height 512 --width 1024 --node    # one configuration",
         "```", "",
         "Every `--weights` (`bialign_segment`, `bialign_benchmark`, the node's `weights` parameter) takes "

@@ -9,12 +9,10 @@ names are relative: use ``--ros-args -r __ns:=/front`` or remaps as for any driv
 from __future__ import annotations
 
 import argparse
-import posixpath
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -23,12 +21,11 @@ from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from bialign_ros.codec import COMPRESSED_FORMATS, CONVERTIBLE_ENCODINGS, encode_compressed, fill_image, rgb8_to
-from bialign_ros.node_interface import CAMERA_INFO, COMPRESSED_SUFFIX, INPUT_TOPIC
+from bialign_ros.image_files import find_images, read_rgb
+from bialign_ros.node_interface import CAMERA_INFO, INPUT_TOPIC, compressed_topic
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.synthetic import render_sequence
 from bialign_ros.transport import use_transport_profile
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,16 +51,10 @@ def load_frames(args: argparse.Namespace) -> list[np.ndarray]:
     """The RGB frames to loop: the folder's images, or a rendered synthetic sequence."""
     if args.folder is None:
         return [f.image for f in render_sequence(args.seed, args.frames, args.height, args.width)]
-    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise SystemExit(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.folder}")
-    frames = []
-    for path in paths:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SystemExit(f"cannot read image {path}")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return frames
+    try:
+        return [read_rgb(path) for path in find_images(args.folder, recursive=False)]
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def nominal_camera_info(height: int, width: int, frame_id: str) -> CameraInfo:
@@ -86,7 +77,7 @@ class CameraSim(Node):
         qos.reliability = RELIABILITY_POLICIES[args.reliability]
         if args.compressed:
             self.msgs = [encode_compressed(CompressedImage(), f, fmt=args.compressed) for f in frames]
-            self.image_pub = self.create_publisher(CompressedImage, posixpath.join(INPUT_TOPIC, COMPRESSED_SUFFIX),
+            self.image_pub = self.create_publisher(CompressedImage, compressed_topic(INPUT_TOPIC),
                                                    qos)
         else:
             self.msgs = [fill_image(Image(), rgb8_to(args.encoding, f), args.encoding) for f in frames]

@@ -20,9 +20,10 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from bialign_ros.bench.node_command import NodeSpec, node_command
-from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.cli.output_collector import OutputCollector, OutputSummary
 from bialign_ros.cli.processes import ChildProcess, python_module, ros_env
+from bialign_ros.demo import default_input_scale
+from bialign_ros.image_files import write_png
 from bialign_ros.ros_domains import domain_ids, pick_domain_id
 from bialign_ros.transport import use_transport_profile
 from bialign_ros.weights import untrained_checkpoint
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=1024)
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--input-scale", type=float, default=None,
-                   help="node input_scale (default: the scale the weights were trained for, else 0.5)")
+                   help="node input_scale (default: the scale the weights were trained for, else 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     ids = domain_ids("tools")
     p.add_argument("--domain-id", type=int, default=None,
@@ -62,12 +63,6 @@ def contact_sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
     return sheet
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write an RGB array as PNG."""
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {path}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -80,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{BANNER}\nWARNING: no weights given: running UNTRAINED weights, so the labels are noise.\n"
               f"Pass trained weights with: make demo WEIGHTS=path/to/checkpoint.pt\n{BANNER}", flush=True)
     if args.input_scale is None:
-        args.input_scale = float(load_checkpoint(weights)[1].training.get("input_scale", 0.5))
+        args.input_scale = default_input_scale(weights)
     use_transport_profile()
     domain = pick_domain_id("tools") if args.domain_id is None else args.domain_id
     env = ros_env(domain)
