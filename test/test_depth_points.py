@@ -70,6 +70,8 @@ def test_invalid_depth_is_skipped() -> None:
     millimetres = np.round(plane_depth() * 1000).astype(np.uint16)
     millimetres[invalid] = 0
     assert DepthProjector(INTRINSICS).points(millimetres, "16UC1", labels, confidence).size == points.size
+    nothing = DepthProjector(INTRINSICS).points(np.zeros_like(millimetres), "16UC1", labels, confidence)
+    assert nothing.size == 0 and pack_cloud(nothing).row_step == 0
 
 
 def test_stride_keeps_every_nth_pixel_in_rows_and_columns() -> None:
@@ -119,6 +121,8 @@ def test_depth_of_another_size_or_encoding_is_named() -> None:
         projector.points(depth.astype(np.uint16), "mono16", labels, confidence)
     with pytest.raises(ValueError, match="encoding 16UC1 must be a 2-D uint16 array, got 2-D float32"):
         projector.points(depth, "16UC1", labels, confidence)
+    with pytest.raises(ValueError, match="labels must be uint8, got int64"):
+        projector.points(depth, "32FC1", labels.astype(np.int64), confidence)
 
 
 def test_depth_is_matched_to_the_frame_by_nearest_stamp_within_tolerance() -> None:
