@@ -8,6 +8,7 @@ dependency.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,4 +65,31 @@ def train_id_to_label_id_lut() -> np.ndarray:
     lut = np.zeros(256, dtype=np.uint8)
     for train_id, info in enumerate(CITYSCAPES_CLASSES):
         lut[train_id] = info.label_id
+    return lut
+
+
+DEFAULT_FREE_SPACE_CLASSES: tuple[str, ...] = ("road",)
+"""Class names whose pixels are ground a vehicle may drive on."""
+
+DEFAULT_OBSTACLE_CLASSES: tuple[str, ...] = (
+    "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
+"""Class names of things standing on the ground: every Cityscapes person, vehicle and object class
+and the vertical stuff classes (building, wall, fence, vegetation). Sidewalk, terrain and sky are
+neither free nor obstacles: their cells stay unknown unless another pixel decides them
+(see :mod:`bialign_ros.ground_grid`)."""
+
+
+def class_lookup(names: Iterable[str], class_names: Sequence[str]) -> np.ndarray:
+    """A 256-entry boolean table, true at the train IDs of ``names`` within the model's ``class_names``.
+
+    Raises ValueError naming any class the model does not have.
+    """
+    names = list(names)
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise ValueError(f"unknown class name(s) {unknown}; the model's classes are: {', '.join(class_names)}")
+    lut = np.zeros(256, dtype=bool)
+    lut[[class_names.index(name) for name in names]] = True
     return lut

@@ -7,14 +7,11 @@ import time
 import numpy as np
 
 from bialign_ros.camera_geometry import CameraIntrinsics, CameraPose
-from bialign_ros.classes import CITYSCAPES_NAMES
+from bialign_ros.classes import CITYSCAPES_NAMES, DEFAULT_FREE_SPACE_CLASSES, DEFAULT_OBSTACLE_CLASSES, class_lookup
 from bialign_ros.depth_points import DepthProjector, pack_cloud
 from bialign_ros.ground_grid import (
-    DEFAULT_FREE_SPACE_CLASSES,
-    DEFAULT_OBSTACLE_CLASSES,
     GridSpec,
     PixelToCellMap,
-    class_lookup,
     grid_from_labels,
     ground_points,
 )

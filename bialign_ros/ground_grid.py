@@ -21,7 +21,6 @@ Values are int8: 0 free, 100 occupied, -1 unknown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,16 +30,6 @@ from bialign_ros.camera_geometry import CameraIntrinsics, CameraPose
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
 """Cell values of ``nav_msgs/OccupancyGrid``."""
 
-DEFAULT_FREE_SPACE_CLASSES: tuple[str, ...] = ("road",)
-"""Class names whose pixels are ground a vehicle may drive on."""
-
-DEFAULT_OBSTACLE_CLASSES: tuple[str, ...] = (
-    "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)
-"""Class names of things standing on the ground: every Cityscapes person, vehicle and object class
-and the vertical stuff classes (building, wall, fence, vegetation). Sidewalk, terrain and sky are
-neither free nor obstacles: their cells stay unknown unless another pixel decides them."""
 
 
 @dataclass(frozen=True)
@@ -185,27 +174,16 @@ class PixelToCellMap:
         return previous if previous is not None and previous.key == key else cls(key)
 
 
-def class_lookup(names: Iterable[str], class_names: Sequence[str]) -> np.ndarray:
-    """A 256-entry boolean table, true at the train IDs of ``names`` within the model's ``class_names``.
-
-    Raises ValueError naming any class the model does not have.
-    """
-    names = list(names)
-    unknown = [name for name in names if name not in class_names]
-    if unknown:
-        raise ValueError(f"unknown class name(s) {unknown}; the model's classes are: {', '.join(class_names)}")
-    lut = np.zeros(256, dtype=bool)
-    lut[[class_names.index(name) for name in names]] = True
-    return lut
-
-
 def grid_from_labels(
-    labels: np.ndarray, cell_map: PixelToCellMap, free_lut: np.ndarray, obstacle_lut: np.ndarray
+    labels: np.ndarray, cell_map: PixelToCellMap, free_lut: np.ndarray, obstacle_lut: np.ndarray,
+    confidence: np.ndarray | None = None, min_confidence: float = 0.0,
 ) -> np.ndarray:
     """The occupancy grid (int8, ``grid.shape``) of one label image (uint8 train IDs).
 
-    ``free_lut`` and ``obstacle_lut`` are :func:`class_lookup` tables. See the module docstring for
-    the rules; ValueError when the labels are not of the map's image size.
+    ``free_lut`` and ``obstacle_lut`` are :func:`bialign_ros.classes.class_lookup` tables; a pixel is
+    free space when its class is free and, where ``confidence`` (the H x W softmax probability of
+    each label) is given, it is at least ``min_confidence`` there. See the module docstring for the
+    rules; ValueError when the labels are not of the map's image size.
     """
     if labels.shape != cell_map.key.image_size:
         raise ValueError(
@@ -221,6 +199,8 @@ def grid_from_labels(
         # Samples at or above a column's first obstacle are hidden behind it.
         block = np.where(has_obstacle, first, seen.shape[1])
         free = np.take(free_lut, seen) & (np.arange(seen.shape[1])[None, :] < block[:, None])
+        if confidence is not None:
+            free &= np.take(confidence.reshape(-1), cell_map.samples) >= np.float32(min_confidence)
         out[np.where(free, cell_map.sample_cells, cell_map.sink)] = FREE
         out[cell_map.sample_cells[columns[has_obstacle], first[has_obstacle]]] = OCCUPIED
     return out[:-1].reshape(cell_map.key.grid.shape)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
@@ -29,14 +30,18 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSPolicyKind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, group_by
 from bialign_ros.checkpoint import CheckpointError
-from bialign_ros.codec import fill_image, message_to_rgb8
+from bialign_ros.codec import fill_image, image_to_array, message_to_rgb8
+from bialign_ros.ground_grid import GridSpec
+from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs, PoseValues
 from bialign_ros.node_diagnostics import DiagnosticsMixin
+from bialign_ros.node_ground import occupancy_grid_msg, point_cloud_msg
 from bialign_ros.node_interface import (
     CAMERA_INFO,
+    DEPTH_TOPIC,
     INPUT_TOPIC,
     NODE_NAME,
     OUTPUT_TOPICS,
@@ -53,7 +58,15 @@ from bialign_ros.node_params import (
     validate_param,
     validate_params,
 )
-from bialign_ros.outputs import IMAGE_OUTPUTS, OPTIONAL_OUTPUTS, needs_edges, render_outputs
+from bialign_ros.outputs import (
+    IMAGE_OUTPUTS,
+    OPTIONAL_OUTPUTS,
+    OutputSettings,
+    images_of,
+    needs_confidence,
+    needs_edges,
+    render_outputs,
+)
 from bialign_ros.qos import (
     RELIABILITY_POLICIES,
     camera_info_qos,
@@ -66,6 +79,7 @@ from bialign_ros.qos import (
 )
 from bialign_ros.rate_stats import StreamStats
 from bialign_ros.segmenter import SegmentationResult, Segmenter
+from bialign_ros.stamp_buffer import RecentByStamp
 from bialign_ros.transport import use_transport_profile
 
 try:  # vision_msgs ships with ROS distros but not on PyPI
@@ -106,6 +120,12 @@ class _Camera:
     sub_reliability: str = ""
     subscription_qos: str = ""
     camera_info: CameraInfo | None = None
+    depth_topic: str = ""
+    depth_sub: Any = None
+    depths: RecentByStamp[Image] | None = None
+    """The last depth images, for pairing with frames by stamp."""
+    ground: GroundOutputs | None = None
+    missing_camera_info_said: bool = False
 
     @property
     def source(self) -> str:
@@ -150,8 +170,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             value = getattr(self.config, spec.name)
             self.declare_parameter(spec.name, list(value) if isinstance(value, tuple) else value,
                                    _descriptor(spec), ignore_override=True)
-        self._live = {name: getattr(self.config, name)
-                      for name in (*(f"publish_{key}" for key in OPTIONAL_OUTPUTS), "overlay_alpha")}
+        self._live = {spec.name: getattr(self.config, spec.name) for spec in PARAM_SPECS if not spec.read_only}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.cameras = [self._camera(name) for name in self.config.cameras or ("",)]
@@ -169,6 +188,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         topic = compressed_topic(image) if compressed else image
         # A logger per camera: throttled errors of one camera must not hide those of another.
         return _Camera(name=name, input_topic=topic,
+                       depth_topic=self.resolve_topic_name(camera_topic(name, DEPTH_TOPIC)),
                        camera_info_topic=posixpath.join(posixpath.dirname(image), CAMERA_INFO),
                        fixed_reliability=self._declare_reliability_override(topic),
                        logger=self.get_logger().get_child(name) if name else self.get_logger())
@@ -224,6 +244,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             pass
         except CheckpointError as exc:
             self.get_logger().error(f"parameter 'weights': {exc}")
+        except ParamError as exc:
+            self.get_logger().error(str(exc))
         except ValueError as exc:
             self.get_logger().error(f"cannot load the model: {exc}")
         except Exception:  # rclpy turns a raising transition into ERROR without a word: say why
@@ -240,6 +262,16 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                                                    input_scale=cfg.input_scale, backend=cfg.backend)
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
+        try:
+            OutputSettings(free_space_classes=cfg.free_space_classes).check(self.segmenter.meta.class_names)
+        except ValueError as exc:
+            raise ParamError(f"parameter 'free_space_classes': {exc}") from None
+        grid = GridSpec(cfg.grid_length, cfg.grid_width, cfg.grid_resolution, cfg.grid_origin_x)
+        try:
+            for cam in self.cameras:
+                cam.ground = GroundOutputs(grid, self.segmenter.meta.class_names, cfg.obstacle_classes)
+        except ValueError as exc:
+            raise ParamError(f"parameter 'obstacle_classes': {exc}") from None
         self._declare_class_table(self.segmenter)
         overrides = QoSOverridingOptions.with_default_policies()
         qos = output_qos(cfg.qos_depth)
@@ -247,6 +279,10 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             for key in IMAGE_OUTPUTS:
                 cam.pubs[key] = self.create_lifecycle_publisher(
                     Image, camera_topic(cam.name, OUTPUT_TOPICS[key]), qos, qos_overriding_options=overrides)
+            cam.pubs["grid"] = self.create_lifecycle_publisher(
+                OccupancyGrid, camera_topic(cam.name, OUTPUT_TOPICS["grid"]), qos, qos_overriding_options=overrides)
+            cam.pubs["points"] = self.create_lifecycle_publisher(
+                PointCloud2, camera_topic(cam.name, OUTPUT_TOPICS["points"]), qos, qos_overriding_options=overrides)
             cam.pubs["camera_info"] = self.create_lifecycle_publisher(
                 CameraInfo, camera_topic(cam.name, OUTPUT_TOPICS["camera_info"]), qos,
                 qos_overriding_options=overrides)
@@ -278,6 +314,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         for cam in self.cameras:
             cam.camera_info_sub = self.create_subscription(
                 CameraInfo, cam.camera_info_topic, partial(self._on_camera_info, cam), camera_info_qos())
+            cam.depths = RecentByStamp(round(cfg.depth_tolerance * 1e9))
+            cam.depth_sub = self.create_subscription(Image, cam.depth_topic, partial(self._on_depth, cam),
+                                                     image_qos("best_effort", cfg.qos_depth))
             self._update_subscription(cam)
         self._publish_label_info()
         self._state = "active"
@@ -301,9 +340,10 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     def _stop_input(self) -> None:
         for cam in self.cameras:
-            for sub in (cam.image_sub, cam.camera_info_sub):
+            for sub in (cam.image_sub, cam.camera_info_sub, cam.depth_sub):
                 if sub is not None:
                     self.destroy_subscription(sub)
+            cam.depth_sub = None
             cam.image_sub = cam.camera_info_sub = None
             cam.sub_reliability = ""
         if self._pipeline is not None:
@@ -351,6 +391,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         cam.camera_info = msg
 
+    def _on_depth(self, cam: _Camera, msg: Image) -> None:
+        cam.depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
+
     # ---------------------------------------------------------------- inference (worker thread)
     def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome]:
         """Decode every frame, run one forward pass per image size, publish each on its camera's topics.
@@ -369,7 +412,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             wants = [self._wanted_outputs(cam) for cam in cams]
             try:
                 results = self.segmenter.segment_batch([image for _, image in group],
-                                                       edges=any(needs_edges(w) for w in wants))
+                                                       edges=any(needs_edges(images_of(w)) for w in wants),
+                                                       confidence=any(needs_confidence(images_of(w))
+                                                                      or set(w) & set(GROUND_OUTPUTS) for w in wants))
             except Exception as exc:
                 for i, _ in group:
                     outcomes[i] = exc
@@ -387,14 +432,20 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     def _wanted_outputs(self, cam: _Camera) -> tuple[str, ...]:
         """The outputs of ``cam`` to compute: labels, and the optional ones switched on and subscribed."""
-        return ("labels", *(key for key in OPTIONAL_OUTPUTS
+        return ("labels", *(key for key in (*OPTIONAL_OUTPUTS, *GROUND_OUTPUTS)
                             if self._live[f"publish_{key}"] and cam.pubs[key].get_subscription_count() > 0))
 
     def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
                  want: tuple[str, ...]) -> None:
         header = frame.msg.header
-        for output in render_outputs(self.segmenter, image, result, want, self._live["overlay_alpha"]):
+        settings = OutputSettings(self._live["overlay_alpha"], self.config.free_space_classes,
+                                  self._live["free_space_min_confidence"])
+        for output in render_outputs(self.segmenter, image, result, images_of(want), settings):
             cam.pubs[output.name].publish(fill_image(Image(header=header), output.array, output.encoding))
+        if "grid" in want:
+            self._publish_grid(cam, header, result, settings)
+        if "points" in want:
+            self._publish_points(cam, header, result)
         info = cam.camera_info
         if info is not None:
             info.header = header
@@ -403,6 +454,48 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         stamp_age = (self.get_clock().now().nanoseconds - Time.from_msg(header.stamp).nanoseconds) * 1e-9
         self._stats.frame_out(latency, stamp_age)
         cam.stats.frame_out(latency, stamp_age)
+
+    def _intrinsics_known(self, cam: _Camera, output: str) -> bool:
+        """Whether ``cam`` has camera_info; says once, naming the topic, when it has not."""
+        if cam.camera_info is None and not cam.missing_camera_info_said:
+            cam.missing_camera_info_said = True
+            cam.logger.warning(f"no camera_info on {cam.camera_info_topic} yet: {OUTPUT_TOPICS[output]} needs the "
+                               f"camera's intrinsics and is published once camera_info arrives")
+        return cam.camera_info is not None
+
+    def _publish_grid(self, cam: _Camera, header: Any, result: SegmentationResult,
+                      settings: OutputSettings) -> None:
+        if not self._intrinsics_known(cam, "grid"):
+            return
+        live = self._live
+        pose = PoseValues(live["camera_height"], live["camera_pitch"], live["camera_roll"], live["camera_x"],
+                          live["camera_y"], live["camera_yaw"])
+        try:
+            grid = cam.ground.occupancy(cam.camera_info.k, pose, result, settings)
+        except ValueError as exc:
+            cam.logger.error(f"{OUTPUT_TOPICS['grid']} not published: {exc}",
+                             throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+            return
+        cam.pubs["grid"].publish(occupancy_grid_msg(grid, cam.ground.grid_spec, header.stamp,
+                                                    self.config.grid_frame))
+
+    def _publish_points(self, cam: _Camera, header: Any, result: SegmentationResult) -> None:
+        if not cam.depths or not self._intrinsics_known(cam, "points"):
+            return  # without depth the points are simply not published
+        stamp = Time.from_msg(header.stamp).nanoseconds
+        depth = cam.depths.nearest(stamp)
+        try:
+            if depth is None:
+                raise ValueError(f"no depth image on {cam.depth_topic} within depth_tolerance "
+                                 f"({self.config.depth_tolerance:g} s) of the frame stamped {stamp * 1e-9:.3f} s "
+                                 f"(the last depth images are {cam.depths.describe()})")
+            cloud = cam.ground.points(cam.camera_info.k, image_to_array(depth), depth.encoding, result,
+                                      self._live["points_stride"])
+        except ValueError as exc:  # CodecError included
+            cam.logger.error(f"{OUTPUT_TOPICS['points']} not published: {exc}",
+                             throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+            return
+        cam.pubs["points"].publish(point_cloud_msg(cloud, header))
 
     def _on_frame_error(self, item: Pending[_Frame], exc: Exception) -> None:
         cam = self._by_name[item.stream]

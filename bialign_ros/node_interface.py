@@ -12,6 +12,8 @@ NODE_NAME = "bialign"
 INPUT_TOPIC = "image"
 """sensor_msgs/Image input; with input_transport compressed, ``image/compressed`` is used."""
 COMPRESSED_SUFFIX = "compressed"
+DEPTH_TOPIC = "depth"
+"""Depth registered to the camera (16UC1 mm or 32FC1 m, as depth_image_proc), for segmentation/points."""
 CAMERA_INFO = "camera_info"
 """Sibling of the input topic (image_transport's rule), re-published with each label image."""
 OUTPUT_TOPICS = {
@@ -19,6 +21,10 @@ OUTPUT_TOPICS = {
     "edges": "segmentation/edges",
     "color": "segmentation/color",
     "overlay": "segmentation/overlay",
+    "confidence": "segmentation/confidence",
+    "free_space": "segmentation/free_space",
+    "grid": "segmentation/grid",
+    "points": "segmentation/points",
     "camera_info": "segmentation/camera_info",
     "label_info": "segmentation/label_info",
 }

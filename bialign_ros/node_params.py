@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bialign_ros.classes import DEFAULT_FREE_SPACE_CLASSES, DEFAULT_OBSTACLE_CLASSES
+
 ParamValue = bool | int | float | str | tuple[str, ...]
 
 CAMERA_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -38,6 +40,11 @@ class ParamSpec:
     """True for start-up values; False for values that may change while the node runs."""
     required: bool = False
     """True for a string that must not be empty."""
+    items: str = ("distinct names, each a letter or underscore followed by letters, digits and underscores, "
+                  "e.g. [front, left]")
+    """What each item of a list parameter must be, as shown to users."""
+    item_rule: str = "a ROS name token"
+    """What an item that does not match ``pattern`` fails to be."""
 
     @property
     def allowed(self) -> str:
@@ -47,8 +54,7 @@ class ParamSpec:
         if isinstance(self.default, bool):
             return "true or false"
         if isinstance(self.default, tuple):
-            return ("a list of distinct names, each a letter or underscore followed by letters, digits "
-                    "and underscores, e.g. [front, left]")
+            return f"a list of {self.items}"
         kind = "an integer" if isinstance(self.default, int) else "a number"
         if self.min_value is not None and self.max_value is not None:
             return f"{kind} in [{_fmt(self.min_value)}, {_fmt(self.max_value)}]"
@@ -97,7 +103,7 @@ class ParamSpec:
             raise self.error(value)
         for name in value:
             if self.pattern is not None and not re.fullmatch(self.pattern, name):
-                raise self.error(value, f"{name!r} is not a ROS name token")
+                raise self.error(value, f"{name!r} is not {self.item_rule}")
         duplicates = sorted({name for name in value if value.count(name) > 1})
         if duplicates:
             raise self.error(value, "duplicate " + ", ".join(map(repr, duplicates)))
@@ -178,6 +184,62 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               read_only=False),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in segmentation/overlay (0 = image only).",
               min_value=0.0, max_value=1.0, read_only=False),
+    ParamSpec("publish_confidence", True,
+              "Publish segmentation/confidence: round(255 x the softmax probability of each pixel's label) "
+              "(computed only while subscribed).", read_only=False),
+    ParamSpec("publish_free_space", True,
+              "Publish segmentation/free_space: 255 where the label is one of free_space_classes with "
+              "confidence at least free_space_min_confidence, else 0 (computed only while subscribed).",
+              read_only=False),
+    ParamSpec("free_space_classes", DEFAULT_FREE_SPACE_CLASSES,
+              "Class names (from the model's class_names) whose pixels are free space, e.g. [road]; "
+              "a name the model does not have stops the node at configure.",
+              pattern=r"\S(.*\S)?", items="distinct class names of the model, e.g. [road, parking]",
+              item_rule="a class name (no leading or trailing spaces)"),
+    ParamSpec("free_space_min_confidence", 0.5,
+              "Confidence a pixel of a free-space class needs to count as free space.",
+              min_value=0.0, max_value=1.0, read_only=False),
+    ParamSpec("publish_grid", True,
+              "Publish segmentation/grid (nav_msgs/OccupancyGrid of the ground in grid_frame: 0 free space "
+              "seen, 100 where an obstacle meets the ground, -1 unknown); needs camera_info. Computed only "
+              "while subscribed.", read_only=False),
+    ParamSpec("grid_frame", "base_link", "Frame of segmentation/grid; the camera_* pose parameters are in it.",
+              pattern=r"[A-Za-z_/][A-Za-z0-9_/]*"),
+    ParamSpec("grid_length", 40.0, "Extent of the grid along grid_frame's x (metres), from grid_origin_x.",
+              min_value=0.5, max_value=500.0),
+    ParamSpec("grid_width", 20.0, "Extent of the grid along grid_frame's y (metres), centred on y = 0.",
+              min_value=0.5, max_value=500.0),
+    ParamSpec("grid_resolution", 0.1, "Cell size of the grid (metres).", min_value=0.01, max_value=10.0),
+    ParamSpec("grid_origin_x", 0.0, "x (metres, grid_frame) where the grid starts.",
+              min_value=-500.0, max_value=500.0),
+    ParamSpec("obstacle_classes", DEFAULT_OBSTACLE_CLASSES,
+              "Class names whose lowest visible pixel in an image column marks an occupied grid cell "
+              "(where the obstacle meets the ground); the ground behind it stays unknown.",
+              pattern=r"\S(.*\S)?", items="distinct class names of the model, e.g. [car, person]",
+              item_rule="a class name (no leading or trailing spaces)"),
+    ParamSpec("camera_height", 1.5,
+              "Height of the camera's optical centre above the ground (metres). A value <= 0 puts the "
+              "camera on or below the ground: the grid is then not published and the node says why.",
+              min_value=-100.0, max_value=100.0, read_only=False),
+    ParamSpec("camera_pitch", 0.0, "Camera pitch (radians, REP 103: positive looks down).",
+              min_value=-3.1416, max_value=3.1416, read_only=False),
+    ParamSpec("camera_roll", 0.0, "Camera roll about its viewing direction (radians, REP 103: positive "
+              "turns the image's right side down).", min_value=-3.1416, max_value=3.1416, read_only=False),
+    ParamSpec("camera_x", 0.0, "Camera position along grid_frame's x (metres).",
+              min_value=-100.0, max_value=100.0, read_only=False),
+    ParamSpec("camera_y", 0.0, "Camera position along grid_frame's y (metres).",
+              min_value=-100.0, max_value=100.0, read_only=False),
+    ParamSpec("camera_yaw", 0.0, "Camera yaw in grid_frame (radians, positive turns left).",
+              min_value=-3.1416, max_value=3.1416, read_only=False),
+    ParamSpec("publish_points", True,
+              "Publish segmentation/points (sensor_msgs/PointCloud2 in the camera's optical frame: x, y, z "
+              "float32, label and confidence uint8) from the 'depth' input registered to the camera; "
+              "computed only while subscribed and only for frames with a depth image.", read_only=False),
+    ParamSpec("depth_tolerance", 0.02,
+              "Largest stamp difference (seconds) between a frame and the depth image it is paired with.",
+              min_value=0.0, max_value=1.0),
+    ParamSpec("points_stride", 1, "Keep every n-th pixel in rows and columns of the depth image.",
+              min_value=1, max_value=64, read_only=False),
     ParamSpec("no_frame_warning", 5.0,
               "Seconds without an input frame before the node says so (repeated with growing "
               "intervals); 0 disables the warning.",
@@ -216,6 +278,26 @@ class NodeConfig:
     publish_color: bool
     publish_overlay: bool
     overlay_alpha: float
+    publish_confidence: bool
+    publish_free_space: bool
+    free_space_classes: tuple[str, ...]
+    free_space_min_confidence: float
+    publish_grid: bool
+    grid_frame: str
+    grid_length: float
+    grid_width: float
+    grid_resolution: float
+    grid_origin_x: float
+    obstacle_classes: tuple[str, ...]
+    camera_height: float
+    camera_pitch: float
+    camera_roll: float
+    camera_x: float
+    camera_y: float
+    camera_yaw: float
+    publish_points: bool
+    depth_tolerance: float
+    points_stride: int
     no_frame_warning: float
     stats_log_period: float
     autostart: bool

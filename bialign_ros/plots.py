@@ -1,4 +1,5 @@
-"""Figures of a segmentation evaluation: per-class IoU bars and the confusion matrix.
+"""Figures of a segmentation evaluation: per-class IoU bars, the confusion matrix, and the
+reliability diagram of the confidence.
 
 One implementation for the bag report (:mod:`bialign_ros.bags.report`) and the training tools
 (:mod:`training.plots`, ``training.evaluate``). The mIoU line is the mean of the defined IoUs,
@@ -74,6 +75,31 @@ def plot_per_class_iou(per_class_iou: Mapping[str, float | None], path: str | Pa
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | Path) -> Path:
     """Write :func:`confusion_matrix_figure` as a PNG to ``path``; returns the path."""
     return save_figure(confusion_matrix_figure(matrix, class_names), path)
+
+
+def plot_reliability(calibration: Mapping, path: str | Path) -> Path:
+    """Reliability diagram of a :meth:`bialign_ros.calibration.ConfidenceCalibration.summary`:
+    accuracy per confidence bin against the diagonal of perfect calibration, pixels per bin below."""
+    bins = calibration["reliability"]
+    low = np.array([b["low"] for b in bins])
+    width = np.array([b["high"] - b["low"] for b in bins])
+    accuracy = np.array([np.nan if b["accuracy"] is None else b["accuracy"] for b in bins])
+    pixels = np.array([b["pixels"] for b in bins])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.0, 5.5), sharex=True, height_ratios=(3, 1))
+    top.bar(low, np.nan_to_num(accuracy), width=width, align="edge", color="tab:blue", edgecolor="black",
+            linewidth=0.5, label="accuracy")
+    top.plot([0, 1], [0, 1], "--", color="tab:red", label="perfect calibration")
+    ece = calibration.get("ece")
+    top.set_title(f"confidence calibration (ECE {100 * ece:.2f}%)" if ece is not None else "confidence calibration")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(low, pixels, width=width, align="edge", color="tab:gray", edgecolor="black", linewidth=0.5)
+    bottom.set_yscale("log" if pixels.max(initial=0) > 0 else "linear")
+    bottom.set_xlabel("confidence (softmax probability of the label)")
+    bottom.set_ylabel("pixels")
+    bottom.set_xlim(0, 1)
+    return save_figure(fig, path)
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:

@@ -97,12 +97,25 @@ class SegmentationResult:
     """H x W uint8 train IDs."""
     edges: np.ndarray | None
     """H x W float32 edge probability in [0, 1], or None when edges were not requested."""
+    confidence: np.ndarray | None = None
+    """H x W float32 softmax probability of each pixel's label, or None when not requested."""
 
     def edges_u8(self) -> np.ndarray:
         """The edge map as H x W uint8, ``round(255 * p)``."""
         if self.edges is None:
             raise ValueError("this result was computed without edges")
-        return np.rint(self.edges * 255.0).astype(np.uint8)
+        return probability_u8(self.edges)
+
+    def confidence_u8(self) -> np.ndarray:
+        """The confidence map as H x W uint8, ``round(255 * p)``."""
+        if self.confidence is None:
+            raise ValueError("this result was computed without confidence (segment(..., confidence=True))")
+        return probability_u8(self.confidence)
+
+
+def probability_u8(p: np.ndarray) -> np.ndarray:
+    """A probability map as uint8 ``round(255 * p)``, as the node publishes it."""
+    return np.rint(p * 255.0).astype(np.uint8)
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -268,12 +281,16 @@ class Segmenter:
             logits, edges = self._model(x.to(next(self._model.parameters()).dtype))
         return logits, edges
 
-    def segment(self, image: np.ndarray, edges: bool = True) -> SegmentationResult:
+    def segment(self, image: np.ndarray, edges: bool = True, confidence: bool = False) -> SegmentationResult:
         """Segment one H x W x 3 uint8 RGB image; outputs have the image's own H x W."""
-        return self.segment_batch([image], edges=edges)[0]
+        return self.segment_batch([image], edges=edges, confidence=confidence)[0]
 
-    def segment_batch(self, images: Sequence[np.ndarray], edges: bool = True) -> list[SegmentationResult]:
-        """Segment several images of one size in one forward pass (e.g. frames of several cameras)."""
+    def segment_batch(self, images: Sequence[np.ndarray], edges: bool = True,
+                      confidence: bool = False) -> list[SegmentationResult]:
+        """Segment several images of one size in one forward pass (e.g. frames of several cameras).
+
+        ``edges`` and ``confidence`` choose the optional maps of the results.
+        """
         if not images:
             return []
         shapes = {im.shape for im in images}
@@ -282,18 +299,20 @@ class Segmenter:
         batch = np.stack([self._network_input(im) for im in images]) if len(images) > 1 else \
             self._network_input(images[0])[None]
         max_batch = self.runner.max_batch or len(images)
-        parts = [self.runner.run(batch[i:i + max_batch]) for i in range(0, len(images), max_batch)]
-        labels = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        probs = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        parts = [self.runner.run(batch[i:i + max_batch], confidence) for i in range(0, len(images), max_batch)]
+        labels, probs, conf = (np.concatenate(maps) if len(parts) > 1 else maps[0]
+                               for maps in zip(*((p.labels, p.edges, p.confidence) for p in parts)))
         h, w = images[0].shape[:2]
         resize = labels.shape[1:] != (h, w)
         results = []
         for i in range(len(images)):
-            lab, edge = labels[i], probs[i] if edges else None
+            maps = {"edges": probs[i] if edges else None, "confidence": conf[i] if confidence else None}
+            lab = labels[i]
             if resize:
                 lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
-                edge = None if edge is None else cv2.resize(edge, (w, h), interpolation=cv2.INTER_LINEAR)
-            results.append(SegmentationResult(labels=lab, edges=edge))
+                maps = {k: None if m is None else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+                        for k, m in maps.items()}
+            results.append(SegmentationResult(labels=lab, **maps))
         return results
 
     __call__ = segment

@@ -28,6 +28,13 @@ class RecentByStamp(Generic[T]):
         """Keep ``item``; the oldest one held goes when the buffer is full."""
         self._items.append((int(stamp), item))
 
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def describe(self) -> str:
+        """The held stamps, oldest first, in seconds (for messages)."""
+        return ", ".join(f"{stamp * 1e-9:.3f} s" for stamp, _ in self._items) or "none"
+
     def nearest(self, stamp: int) -> T | None:
         """The held item whose stamp is nearest to ``stamp``, or None when none is within the tolerance."""
         best: tuple[int, T] | None = None

@@ -4,6 +4,7 @@
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw namespace:=front rviz:=true
     ros2 launch bialign_ros bialign.launch.py cameras:="[front, left]" weights:=/path/model.pt
     ros2 launch bialign_ros bialign.launch.py camera:=/front/image_raw image_transport:=compressed
+    ros2 launch bialign_ros bialign.launch.py camera:=/front/image_rect depth:=/front/depth_registered/image_rect
 
 Outputs appear under ``<namespace>/segmentation/``; with ``cameras``, under
 ``<namespace>/<C>/segmentation/`` for each camera C, whose input is ``<namespace>/<C>/image``
@@ -41,7 +42,7 @@ def bialign_node(context: LaunchContext) -> list[Node]:
         name="bialign",
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[("image", LaunchConfiguration("camera"))],
+        remappings=[("image", LaunchConfiguration("camera")), ("depth", LaunchConfiguration("depth"))],
         output="screen",
         emulate_tty=True,
     )]
@@ -56,6 +57,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera", default_value="/camera/image_raw",
                               description="Camera image topic (sensor_msgs/Image); its camera_info sibling is "
                                           "used too. With image_transport compressed, <camera>/compressed."),
+        DeclareLaunchArgument("depth", default_value="depth",
+                              description="Depth image registered to the camera (16UC1 mm or 32FC1 m), for "
+                                          "segmentation/points; by default 'depth' in the node's namespace."),
         DeclareLaunchArgument(
             "cameras", default_value="",
             description="Several cameras in one node, e.g. \"[front, left]\": camera C is read from "

@@ -45,15 +45,16 @@ def _images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What the plain model gives for uint8 images, with the checkpoint's own normalisation."""
+def _model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the plain model gives for uint8 images, with the checkpoint's own normalisation: labels,
+    edge probability and the largest softmax probability of the logits."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
     if meta.channel_order == "bgr":
         x = x.flip(1)
     x = (x / 255.0 - torch.tensor(meta.mean).view(1, 3, 1, 1)) / torch.tensor(meta.std).view(1, 3, 1, 1)
     with torch.no_grad():
         logits, edges = model(x)
-    return logits.argmax(1).numpy(), edges[:, 0].numpy()
+    return logits.argmax(1).numpy(), edges[:, 0].numpy(), torch.softmax(logits, 1).amax(1).numpy()
 
 
 @pytest.mark.parametrize("space_to_depth", [True, False])
@@ -63,11 +64,14 @@ def test_graph_equals_model(model_and_meta, space_to_depth, size):
     images = _images(2, *size, seed=1)
     graph = InferenceGraph(model, meta, space_to_depth=space_to_depth).eval()
     with torch.no_grad():
-        labels, edges = graph(torch.from_numpy(images))
-    ref_labels, ref_edges = _model_outputs(model, meta, images)
-    assert labels.dtype == torch.uint8 and labels.shape == (2, *size) and edges.shape == (2, *size)
+        labels, edges, conf = graph(torch.from_numpy(images))
+        assert graph(torch.from_numpy(images), confidence=False)[2] is None
+    ref_labels, ref_edges, ref_conf = _model_outputs(model, meta, images)
+    assert labels.dtype == torch.uint8 and labels.shape == edges.shape == conf.shape == (2, *size)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
+    assert conf.dtype == torch.float32
+    np.testing.assert_allclose(conf.numpy(), ref_conf, atol=1e-5)
 
 
 def test_graph_folds_bgr_channel_order(model_and_meta):
@@ -75,8 +79,8 @@ def test_graph_folds_bgr_channel_order(model_and_meta):
     meta = ModelMeta(channel_order="bgr", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
     images = _images(1, 48, 80, seed=2)
     with torch.no_grad():
-        labels, edges = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
-    ref_labels, ref_edges = _model_outputs(model, meta, images)
+        labels, edges, _ = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
+    ref_labels, ref_edges, _ = _model_outputs(model, meta, images)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
 
@@ -130,9 +134,10 @@ def test_argmax_before_shuffle_equals_argmax_after():
     head = ShuffleHead(model.conv_out, 5, "labels").eval()
     x = torch.randn(2, 256, 6, 9)
     with torch.no_grad():
-        fast = head(x, (48, 72))  # the head's own output size: argmax before the shuffle
-        reference = model.conv_out(x).argmax(1)
-    assert torch.equal(fast.long(), reference)
+        fast, conf = head(x, (48, 72), confidence=True)  # the head's own size: argmax before the shuffle
+        logits = model.conv_out(x)
+    assert torch.equal(fast.long(), logits.argmax(1))
+    torch.testing.assert_close(conf, torch.softmax(logits, 1).amax(1))
     with pytest.raises(ValueError, match="labels' or 'edges"):
         ShuffleHead(model.conv_out, 5, "logits")
 
@@ -154,11 +159,13 @@ def test_torch_runner_batches(model_and_meta):
     model, meta = model_and_meta
     runner = TorchRunner(model, meta, CPU)
     images = _images(2, 48, 64, seed=3)
-    labels, edges = runner.run(images)
-    assert labels.shape == edges.shape == (2, 48, 64)
+    labels, edges, conf = runner.run(images)
+    assert labels.shape == edges.shape == (2, 48, 64) and conf is None
     assert labels.dtype == np.uint8 and edges.dtype == np.float32
-    single, _ = runner.run(images[1:])
-    assert (single[0] == labels[1]).mean() > 0.999
+    single = runner.run(images[1:], confidence=True)
+    assert (single.labels[0] == labels[1]).mean() > 0.999
+    assert single.confidence.shape == (1, 48, 64) and single.confidence.dtype == np.float32
+    assert (single.confidence > 1 / 19 - 1e-6).all() and (single.confidence <= 1 + 1e-6).all()
     with pytest.raises(ValueError, match="uint8 N x H x W x 3"):
         runner.run(images[0])
     with pytest.raises(ValueError, match="needs a CUDA device"):

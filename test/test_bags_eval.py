@@ -29,9 +29,12 @@ from bialign_ros.bags.messages import (
     stamp_to_ns,
     typestore,
 )
+from bialign_ros.calibration import ConfidenceCalibration, FreeSpaceIoU
+from bialign_ros.classes import class_lookup
 from bialign_ros.cli import bag_eval
 from bialign_ros.codec import message_to_rgb8
 from bialign_ros.metrics import confusion_matrix, summarize
+from bialign_ros.outputs import OutputSettings
 from bialign_ros.synthetic import write_cityscapes
 
 pytestmark = pytest.mark.slow
@@ -54,15 +57,20 @@ def direct(dataset, segmenter) -> dict:
     num = segmenter.meta.num_classes
     matrix = np.zeros((num, num), np.int64)
     boundary = BoundaryEvaluator()
+    calibration = ConfidenceCalibration()
+    free_space = FreeSpaceIoU(class_lookup(["road"], segmenter.meta.class_names))
     labels, edges = [], []
     for frame in find_frames(dataset / "leftImg8bit/val", dataset / "gtFine/val"):
         rgb, truth = read_frame(frame)
-        result = segmenter.segment(rgb)
+        result = segmenter.segment(rgb, confidence=True)
         matrix += confusion_matrix(truth, result.labels, num)
         boundary.update(truth, result.labels, result.edges)
+        calibration.update(truth, result.labels, result.confidence)
+        free_space.update(truth, OutputSettings().free_space(result, segmenter.meta.class_names))
         labels.append(result.labels)
         edges.append(result.edges_u8())
-    return {"matrix": matrix, "boundary": boundary.summary(), "labels": labels, "edges": edges}
+    return {"matrix": matrix, "boundary": boundary.summary(), "labels": labels, "edges": edges,
+            "calibration": calibration.summary(), "free_space_iou": free_space.iou()}
 
 
 @pytest.fixture(scope="module", params=["sqlite3", "mcap"])
@@ -82,6 +90,12 @@ def test_offline_metrics_equal_a_direct_computation(evaluated, direct, segmenter
     np.testing.assert_array_equal(np.array(metrics["confusion_matrix"]), direct["matrix"])
     expected = summarize(direct["matrix"], segmenter.meta.class_names)
     assert metrics["miou"] == expected["miou"] and metrics["per_class_iou"] == expected["per_class_iou"]
+    assert metrics["confidence_calibration"] == direct["calibration"]
+    assert metrics["confidence_calibration"]["bins"] == 15 and 0 < metrics["confidence_calibration"]["ece"] < 1
+    assert metrics["free_space"]["classes"] == ["road"] and metrics["free_space"]["min_confidence"] == 0.5
+    expected_iou = direct["free_space_iou"]
+    assert metrics["free_space"]["iou"] == (None if np.isnan(expected_iou) else expected_iou)
+    assert (out / "reliability_diagram.png").is_file()
     assert metrics["boundary"] == direct["boundary"]
     assert metrics["frames"] == {"processed": N, "with_ground_truth": N, "without_ground_truth": 0,
                                  "ground_truth_without_frame": 0, "undecodable": 0}

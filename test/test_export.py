@@ -55,10 +55,10 @@ def _images(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _torch_outputs(model, meta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _torch_outputs(model, meta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with torch.no_grad():
-        labels, edges = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
-    return labels.numpy(), edges.numpy()
+        labels, edges, conf = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
+    return labels.numpy(), edges.numpy(), conf.numpy()
 
 
 @pytest.mark.parametrize(("n", "h", "w"), [(1, 64, 96), (2, 96, 160), (1, 136, 72)])
@@ -66,11 +66,12 @@ def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, dynam
     model, meta = model_and_meta
     session = ort.InferenceSession(str(dynamic_file), providers=CPU)
     images = _images(n, h, w, seed=h)
-    labels, edges = session.run(None, {"images": images})
-    ref_labels, ref_edges = _torch_outputs(model, meta, images)
-    assert labels.dtype == np.uint8 and labels.shape == (n, h, w) and edges.shape == (n, h, w)
+    labels, edges, conf = session.run(None, {"images": images})
+    ref_labels, ref_edges, ref_conf = _torch_outputs(model, meta, images)
+    assert labels.dtype == np.uint8 and labels.shape == edges.shape == conf.shape == (n, h, w)
     assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
     np.testing.assert_allclose(edges, ref_edges, atol=EDGE_TOLERANCE)
+    assert np.abs(conf - ref_conf).max() < 1 / 255  # the published maps are round(255 p)
 
 
 def test_export_carries_metadata_and_opset(model_and_meta, dynamic_file):
@@ -78,7 +79,7 @@ def test_export_carries_metadata_and_opset(model_and_meta, dynamic_file):
     proto = onnx.load_model(str(dynamic_file))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= max(ONNX_OPSET, 17)
     assert [i.name for i in proto.graph.input] == ["images"]
-    assert [o.name for o in proto.graph.output] == ["labels", "edges"]
+    assert [o.name for o in proto.graph.output] == ["labels", "edges", "confidence"]
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props[META_KEY])["class_names"] == list(meta.class_names)
     read_meta, info = read_onnx_metadata(dynamic_file)
@@ -142,10 +143,11 @@ def test_cli_writes_a_checked_fixed_size_export(untrained_weights, model_and_met
     assert info.fixed_size == (60, 100)  # not a multiple of 8: the general head path
     model, meta = model_and_meta
     images = _images(1, 60, 100, seed=3)
-    labels, edges = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
-    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    labels, edges, conf = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    ref_labels, ref_edges, ref_conf = _torch_outputs(model, meta, images)
     assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
     np.testing.assert_allclose(edges, ref_edges, atol=EDGE_TOLERANCE)
+    assert np.abs(conf - ref_conf).max() < 1 / 255
     # Other image sizes are resized to the fixed input; labels come back by nearest neighbour.
     seg = Segmenter.from_checkpoint(out, device="cpu", input_scale=0.5, warmup=False)
     assert seg.network_size(120, 200) == (60, 100)
@@ -176,8 +178,8 @@ def test_fp16_export_runs_with_half_the_weights(model_and_meta, tmp_path):
     assert conv_weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in conv_weights)
     assert read_onnx_metadata(out)[1].precision == "fp16"
     images = _images(1, 64, 96, seed=4)
-    labels, edges = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
-    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+    labels, edges, _ = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    ref_labels, ref_edges, _ = _torch_outputs(model, meta, images)
     assert edges.dtype == np.float16
     # Untrained logits have tiny margins, so fp16 flips more labels than trained weights would.
     assert (labels == ref_labels).mean() > 0.9
@@ -194,7 +196,7 @@ def test_torchscript_export(model_and_meta, tmp_path):
     assert json.loads(extra["graph.json"])["height"] == 64
     images = _images(2, 64, 96, seed=5)
     with torch.no_grad():
-        labels, edges = scripted(torch.from_numpy(images))
-    ref_labels, ref_edges = _torch_outputs(model, meta, images)
+        labels, edges, _ = scripted(torch.from_numpy(images))
+    ref_labels, ref_edges, _ = _torch_outputs(model, meta, images)
     assert (labels.numpy() == ref_labels).mean() >= LABEL_AGREEMENT
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=EDGE_TOLERANCE)

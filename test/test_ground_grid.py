@@ -12,16 +12,13 @@ import numpy as np
 import pytest
 
 from bialign_ros.camera_geometry import CameraIntrinsics, CameraPose
-from bialign_ros.classes import CITYSCAPES_NAMES
+from bialign_ros.classes import CITYSCAPES_NAMES, DEFAULT_FREE_SPACE_CLASSES, DEFAULT_OBSTACLE_CLASSES, class_lookup
 from bialign_ros.ground_grid import (
-    DEFAULT_FREE_SPACE_CLASSES,
-    DEFAULT_OBSTACLE_CLASSES,
     FREE,
     OCCUPIED,
     UNKNOWN,
     GridSpec,
     PixelToCellMap,
-    class_lookup,
     grid_from_labels,
     ground_points,
 )

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from bialign_ros.node_interface import CLASS_TABLE_PARAMS, INPUT_TOPIC, NODE_NAME, OUTPUT_TOPICS
+from bialign_ros.node_interface import CLASS_TABLE_PARAMS, DEPTH_TOPIC, INPUT_TOPIC, NODE_NAME, OUTPUT_TOPICS
 from bialign_ros.node_params import PARAM_SPECS, defaults, validate_params
 from bialign_ros.transport import PROFILE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "bialign.launch.py"
-LAUNCH_ARGUMENTS = {"camera", "cameras", "image_transport", "namespace", "params_file", "weights", "device", "rviz"}
+LAUNCH_ARGUMENTS = {"camera", "depth", "cameras", "image_transport", "namespace", "params_file", "weights", "device",
+                    "rviz"}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -105,7 +106,7 @@ def test_launch_file_runs_the_node_executable_of_setup_py():
     assert "bialign_camera_sim" in scripts
     assert node["package"] == "bialign_ros" and node["name"] == NODE_NAME
     remapped = [ast.literal_eval(t.elts[0]) for t in node["remappings"].elts]
-    assert remapped == [INPUT_TOPIC]
+    assert remapped == [INPUT_TOPIC, DEPTH_TOPIC]
     overrides = _overrides(ast.parse(LAUNCH.read_text()), node)
     assert set(overrides) <= {s.name for s in PARAM_SPECS}
     assert {"weights", "device", "cameras", "image_transport"} <= set(overrides)
@@ -135,11 +136,15 @@ def test_params_file_holds_every_parameter_with_its_default():
     validate_params({**params, "weights": "model.pt"})
 
 
-def test_rviz_config_shows_camera_overlay_and_edges_from_node_topics():
+def test_rviz_config_shows_camera_overlay_edges_confidence_grid_and_points_from_node_topics():
     config = yaml.safe_load((ROOT / "config" / "bialign.rviz").read_text())
     displays = config["Visualization Manager"]["Displays"]
     topics = {d["Name"]: d["Topic"]["Value"] for d in displays if d["Class"] == "rviz_default_plugins/Image"}
-    assert set(topics.values()) == {INPUT_TOPIC, OUTPUT_TOPICS["overlay"], OUTPUT_TOPICS["edges"]}
+    assert set(topics.values()) == {INPUT_TOPIC, *(OUTPUT_TOPICS[k] for k in ("overlay", "edges", "confidence"))}
+    shown = {d["Class"]: d["Topic"]["Value"] for d in displays}
+    assert shown["rviz_default_plugins/Map"] == OUTPUT_TOPICS["grid"]
+    assert shown["rviz_default_plugins/PointCloud2"] == OUTPUT_TOPICS["points"]
+    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == defaults()["grid_frame"]
     rviz = _launch_nodes()["rviz2"]
     assert "IfCondition" in ast.dump(rviz["condition"]) and "rviz" in _strings(rviz["condition"])
     assert [ast.literal_eval(t.elts[0]) for t in rviz["remappings"].elts] == [INPUT_TOPIC]

@@ -19,7 +19,7 @@ from ros_harness import RosPeer, best_effort, next_domain_id, reliable, start_no
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from bialign_ros.codec import fill_image, image_to_rgb8  # noqa: E402
-from bialign_ros.node_interface import diagnostic_name  # noqa: E402
+from bialign_ros.node_interface import OUTPUT_TOPICS, diagnostic_name  # noqa: E402
 from bialign_ros.node_report import parse_key_values  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -212,9 +212,10 @@ def test_a_bad_frame_of_one_camera_does_not_lose_the_other_cameras_frame(rig):
 def test_node_reads_and_writes_exactly_the_topics_of_each_camera(rig):
     node = rig.peer.node
     subscriptions = dict(node.get_subscriber_names_and_types_by_node("bialign", NS))
-    assert set(subscriptions) == {*INPUTS.values(), f"{NS}/front/camera_info", f"{NS}/left/camera_info"}
+    assert set(subscriptions) == {*INPUTS.values(), *(f"{NS}/{cam}/{topic}" for cam in CAMERAS
+                                                       for topic in ("camera_info", "depth"))}
     published = set(dict(node.get_publisher_names_and_types_by_node("bialign", NS)))
-    outputs = {f"{NS}/{cam}/segmentation/{key}" for cam in CAMERAS for key in (*OUTPUTS, "camera_info")}
+    outputs = {f"{NS}/{cam}/{OUTPUT_TOPICS[key]}" for cam in CAMERAS for key in OUTPUT_TOPICS if key != "label_info"}
     assert outputs <= published
     assert published - outputs <= {f"{NS}/{cam}/segmentation/label_info" for cam in CAMERAS} | {
         "/diagnostics", "/rosout", "/parameter_events", f"{NS}/bialign/transition_event"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bialign_ros.ground_outputs import GROUND_OUTPUTS
 from bialign_ros.node_params import (
     PARAM_SPECS,
     SPECS_BY_NAME,
@@ -14,6 +15,7 @@ from bialign_ros.node_params import (
     validate_param,
     validate_params,
 )
+from bialign_ros.outputs import OPTIONAL_OUTPUTS
 
 ISSUE_PARAMETERS = {"weights", "device", "precision", "input_scale", "overlay_alpha", "qos_reliability", "qos_depth",
                     "publish_edges", "publish_color", "publish_overlay", "drop_frames", "autostart",
@@ -114,9 +116,11 @@ def test_unknown_parameters_are_rejected_by_name():
         validate_param("nope", 1)
 
 
-def test_runtime_parameters_are_exactly_the_output_switches_and_alpha():
+def test_runtime_parameters_are_the_output_switches_drawing_settings_and_the_camera_pose():
     dynamic = {s.name for s in PARAM_SPECS if not s.read_only}
-    assert dynamic == {"publish_edges", "publish_color", "publish_overlay", "overlay_alpha"}
+    pose = {f"camera_{k}" for k in ("height", "pitch", "roll", "x", "y", "yaw")}
+    assert dynamic == {*(f"publish_{name}" for name in (*OPTIONAL_OUTPUTS, *GROUND_OUTPUTS)), "overlay_alpha",
+                       "free_space_min_confidence", "points_stride", *pose}
 
 
 def test_class_colors_are_hex_strings():

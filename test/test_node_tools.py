@@ -56,8 +56,12 @@ def test_demo_drives_the_node_over_ros_and_writes_overlays_and_a_contact_sheet(u
     assert code == 0, out + (tmp_path / "node.log").read_text()
     overlays = sorted((tmp_path / "overlays").glob("overlay_*.png"))
     assert len(overlays) == 3 and cv2.imread(str(overlays[0])).shape == (96, 160, 3)
-    sheet = cv2.imread(str(tmp_path / "contact_sheet.png"))
-    assert sheet.shape == (round(96 * ros_demo.THUMB_WIDTH / 160), 3 * ros_demo.THUMB_WIDTH, 3)
+    sheet = cv2.imread(str(tmp_path / "contact_sheet.png"))[:, :, ::-1]
+    th = round(96 * ros_demo.THUMB_WIDTH / 160)  # a row per frame: overlay, confidence, grid (40 x 20 m)
+    # frames before the node's first camera_info have no grid and are left out
+    assert sheet.shape[0] in (th, 2 * th, 3 * th) and sheet.shape[1:] == (2 * ros_demo.THUMB_WIDTH + round(th / 2), 3)
+    grid = sheet[:th, 2 * ros_demo.THUMB_WIDTH:]
+    assert {0, 128, 235} >= set(np.unique(grid)) and (grid == 128).any()  # grid shades only, some unknown
     assert "input" in out and "Hz" in out and "latency" in out and "exit codes 0, 0" in out
 
 

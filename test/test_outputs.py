@@ -12,6 +12,7 @@ import pytest
 from bialign_ros.bags.evaluate import EvalOptions, evaluate_bag
 from bialign_ros.bags.io import BagReader
 from bialign_ros.bags.make_bag import make_bag
+from bialign_ros.classes import CITYSCAPES_NAMES
 from bialign_ros.cli import segment as segment_cli
 from bialign_ros.codec import image_to_array
 from bialign_ros.image_files import read_rgb, write_png
@@ -20,7 +21,9 @@ from bialign_ros.outputs import (
     ENCODINGS,
     IMAGE_OUTPUTS,
     OPTIONAL_OUTPUTS,
+    OutputSettings,
     check_outputs,
+    needs_confidence,
     needs_edges,
     render_outputs,
 )
@@ -38,17 +41,20 @@ def frame() -> np.ndarray:
 def test_every_output_has_a_topic_and_an_encoding():
     assert set(IMAGE_OUTPUTS) <= set(OUTPUT_TOPICS)
     assert IMAGE_OUTPUTS[0] == "labels" and set(OPTIONAL_OUTPUTS) == set(IMAGE_OUTPUTS) - {"labels"}
-    assert ENCODINGS == {"labels": "mono8", "edges": "mono8", "color": "rgb8", "overlay": "rgb8"}
+    assert ENCODINGS == {"labels": "mono8", "edges": "mono8", "color": "rgb8", "overlay": "rgb8",
+                         "confidence": "mono8", "free_space": "mono8"}
 
 
 def test_outputs_from_a_hand_made_result(segmenter):
     image = np.full((2, 3, 3), 100, np.uint8)
     labels = np.array([[0, 1, 255], [2, 0, 1]], np.uint8)
     edges = np.array([[0.0, 0.5, 1.0], [0.25, 0.002, 0.998]], np.float32)
-    result = SegmentationResult(labels=labels, edges=edges)
-    out = {o.name: o for o in render_outputs(segmenter, image, result, ["overlay", "labels", "edges", "color"],
-                                             overlay_alpha=0.25)}
-    assert list(out) == ["labels", "edges", "color", "overlay"]  # publishing order, whatever was asked
+    confidence = np.array([[0.9, 0.5, 0.2], [0.4999, 1.0, 0.75]], np.float32)
+    result = SegmentationResult(labels=labels, edges=edges, confidence=confidence)
+    settings = OutputSettings(overlay_alpha=0.25, free_space_classes=("road", "building"),
+                              free_space_min_confidence=0.5)
+    out = {o.name: o for o in render_outputs(segmenter, image, result, reversed(IMAGE_OUTPUTS), settings)}
+    assert list(out) == list(IMAGE_OUTPUTS)  # publishing order, whatever was asked
     assert out["labels"].array is labels and out["labels"].topic == "segmentation/labels"
     np.testing.assert_array_equal(out["edges"].array, [[0, 128, 255], [64, 1, 254]])
     colors = np.asarray(segmenter.meta.class_colors, np.uint8)
@@ -60,13 +66,19 @@ def test_outputs_from_a_hand_made_result(segmenter):
     blend = np.rint(0.75 * 100 + 0.25 * expected_color.astype(float)).astype(np.uint8)
     blend[0, 2] = 100  # unknown pixels show the plain image
     np.testing.assert_array_equal(out["overlay"].array, blend)
-    assert {o.encoding for o in out.values()} == {"mono8", "rgb8"}
+    np.testing.assert_array_equal(out["confidence"].array, [[230, 128, 51], [127, 255, 191]])
+    # road = 0 and building = 2 are free space where confident enough; 1 (sidewalk) and 255 never
+    np.testing.assert_array_equal(out["free_space"].array, [[255, 0, 0], [0, 255, 0]])
+    assert {o.name: o.encoding for o in out.values()} == ENCODINGS
 
 
 def test_unknown_outputs_are_refused_and_edges_are_asked_for_only_when_needed():
-    with pytest.raises(ValueError, match="unknown output.*confidence.*known: labels, edges"):
-        check_outputs(["labels", "confidence"])
+    with pytest.raises(ValueError, match="unknown output.*heatmap.*known: labels, edges"):
+        check_outputs(["labels", "heatmap"])
     assert not needs_edges(["labels", "color", "overlay"]) and needs_edges(["labels", "edges"])
+    assert not needs_confidence(["labels", "edges"]) and needs_confidence(["free_space"])
+    with pytest.raises(ValueError, match="unknown class name.*'roads'"):
+        OutputSettings(free_space_classes=("roads",)).check(CITYSCAPES_NAMES)
     result = SegmentationResult(labels=np.zeros((8, 8), np.uint8), edges=None)
     with pytest.raises(ValueError, match="without edges"):
         render_outputs(None, np.zeros((8, 8, 3), np.uint8), result, ["edges"])

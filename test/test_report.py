@@ -17,6 +17,7 @@ import training.evaluate
 import training.plots
 from bialign_ros import plots
 from bialign_ros.bags.report import PLOT_FILES, ReportSample, write_report
+from bialign_ros.calibration import ConfidenceCalibration
 from bialign_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES
 from bialign_ros.metrics import mean_iou, summarize
 
@@ -41,7 +42,13 @@ def make_metrics(with_truth: bool = True) -> tuple[dict, np.ndarray | None]:
                        per_class_iou={name: float(v) for name, v in zip(CITYSCAPES_NAMES, iou)},
                        boundary={"tolerance_px": 3.0, "edge_threshold": 0.5,
                                  "labels": {"f_score": 0.7, "precision": 0.6, "recall": 0.8},
-                                 "edges": {"f_score": 0.5, "precision": 0.4, "recall": 0.7}})
+                                 "edges": {"f_score": 0.5, "precision": 0.4, "recall": 0.7}},
+                       free_space={"iou": 0.8, "classes": ["road"], "min_confidence": 0.5})
+        calibration = ConfidenceCalibration()
+        conf = rng.uniform(0, 1, (50, 50)).astype(np.float32)
+        calibration.update(np.zeros((50, 50), np.uint8), (rng.uniform(0, 1, conf.shape) > conf).astype(np.uint8),
+                           conf)
+        metrics["confidence_calibration"] = calibration.summary()
     return metrics, matrix
 
 
@@ -76,6 +83,7 @@ def test_report_writes_every_plot_and_embeds_each_one_in_the_html(tmp_path):
     # nothing is loaded from elsewhere
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert "mIoU" in html and "road" in html and "Boundary F-score (tolerance 3 px)" in html
+    assert "expected calibration error (15 bins)" in html and "free-space IoU (road)" in html
 
 
 def test_report_without_ground_truth_says_so_and_has_no_iou_plots(tmp_path):

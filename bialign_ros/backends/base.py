@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,11 +61,22 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+class RunOutputs(NamedTuple):
+    """What :meth:`Runner.run` returns for a batch, each N x H x W at the network's input size."""
+
+    labels: np.ndarray
+    """uint8 train IDs."""
+    edges: np.ndarray
+    """float32 edge probability."""
+    confidence: np.ndarray | None
+    """float32 softmax probability of the winning class, or None when not asked for."""
+
+
 class Runner(ABC):
     """Runs the inference graph on a batch of images; the Segmenter does the rest.
 
     ``run`` takes N x H x W x 3 uint8 RGB (C-contiguous) at the network's input size and returns
-    ``(labels, edges)``: N x H x W uint8 train IDs and N x H x W float32 edge probability.
+    :class:`RunOutputs`; the confidence only when asked for (it costs a softmax over the classes).
     """
 
     name: str = ""
@@ -79,8 +91,8 @@ class Runner(ABC):
     """Largest batch one call takes, or None for any."""
 
     @abstractmethod
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and edge probability of a uint8 N x H x W x 3 RGB batch."""
+    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
+        """Labels, edge probability and (with ``confidence``) confidence of a uint8 N x H x W x 3 RGB batch."""
 
     @abstractmethod
     def close(self) -> None:

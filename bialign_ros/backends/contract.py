@@ -18,7 +18,10 @@ from bialign_ros.checkpoint import ModelMeta
 META_KEY = "bialign_ros.meta"
 GRAPH_KEY = "bialign_ros.graph"
 INPUT_NAME = "images"
-OUTPUT_NAMES = ("labels", "edges")
+CONFIDENCE_OUTPUT = "confidence"
+OUTPUT_NAMES = ("labels", "edges", CONFIDENCE_OUTPUT)
+"""Graph outputs: uint8 labels, edge probability, and the winning class's softmax probability
+(files exported before the confidence existed have only the first two)."""
 HEAD_FACTOR = 8
 """Output stride of the heads: the fast head path needs image sizes that are multiples of it."""
 

@@ -19,7 +19,8 @@ rounding):
   labels are the same while the shuffle moves one uint8 channel instead of 19 float ones. The
   classifier's output channels are reordered (sub-pixel major, class minor) so that the argmax
   reduces the innermost axis in channels-last memory. The edge head applies its sigmoid before
-  its shuffle in the same way. Other sizes take the model's own path (shuffle, resize, argmax).
+  its shuffle in the same way, and the confidence (the winning class's softmax probability) is
+  taken from the same 19 logits. Other sizes take the model's own path (shuffle, resize, argmax).
 """
 
 from __future__ import annotations
@@ -159,7 +160,10 @@ class ShuffleHead(nn.Module):
         self.classifier.weight.data.copy_(w)
         self.classifier.bias.data.copy_(src.bias.detach().reshape(classes, ff).t().reshape(-1))
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int],
+                confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(labels or edge probability, N x H x W; the winning class's softmax probability when
+        ``confidence`` and ``kind="labels"``, else None)."""
         x = self.conv(x)
         n, _, h, w = x.shape
         f, ff, k = self.factor, self.factor ** 2, self.classes
@@ -171,21 +175,32 @@ class ShuffleHead(nn.Module):
             if not torch.jit.is_tracing():
                 torch._check(h * f == size[0])
                 torch._check(w * f == size[1])
-            if self.kind == "labels":
-                y = y.reshape(-1, k).argmax(-1).to(torch.uint8)  # 2-D: the fastest argmax in ONNX Runtime
-            else:
-                y = torch.sigmoid(y)
-            return y.reshape(n, h, w, f, f).permute(0, 1, 3, 2, 4).reshape(n, h * f, w * f)
+            def unshuffle(t: torch.Tensor) -> torch.Tensor:
+                return t.reshape(n, h, w, f, f).permute(0, 1, 3, 2, 4).reshape(n, h * f, w * f)
+
+            if self.kind != "labels":
+                return unshuffle(torch.sigmoid(y)), None
+            y = y.reshape(-1, k)  # 2-D: the fastest argmax in ONNX Runtime
+            conf = unshuffle(max_softmax(y, -1)) if confidence else None
+            return unshuffle(y.argmax(-1).to(torch.uint8)), conf
         # The model's own order: shuffle, resize to the image, then argmax / sigmoid.
         logits = y.reshape(n, h, w, ff, k).permute(0, 4, 3, 1, 2).reshape(n, k * ff, h, w)
         logits = resize(F.pixel_shuffle(logits, f), size)
-        if self.kind == "labels":
-            return logits.argmax(1).to(torch.uint8)
-        return torch.sigmoid(logits[:, 0])
+        if self.kind != "labels":
+            return torch.sigmoid(logits[:, 0]), None
+        return logits.argmax(1).to(torch.uint8), max_softmax(logits, 1) if confidence else None
+
+
+def max_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """The largest softmax probability along ``dim``: ``1 / sum(exp(l - max l))``, in fp32 whatever
+    the logits' dtype (it is the confidence of the argmax along that axis)."""
+    logits = logits.float()
+    return torch.exp(logits - logits.amax(dim, keepdim=True)).sum(dim).reciprocal()
 
 
 class InferenceGraph(nn.Module):
-    """``forward(images)``: N x H x W x 3 uint8 RGB -> (labels N x H x W uint8, edges N x H x W float).
+    """``forward(images)``: N x H x W x 3 uint8 RGB -> (labels N x H x W uint8, edges N x H x W float,
+    confidence N x H x W float32 or None).
 
     Built from a trained model (which is copied, not changed) and its metadata (mean, std, channel
     order, number of classes). The edge output has the model's floating-point dtype.
@@ -238,7 +253,10 @@ class InferenceGraph(nn.Module):
         # Even sizes: rearranged while still uint8 (a quarter of the bytes), then normalised.
         return _space_to_depth(images).to(dtype) - mean.repeat(1, 4, 1, 1)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor,
+                confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Labels, edge probability and (with ``confidence``, as exports have it) the winning class's
+        softmax probability, computed at 1/8 resolution before the pixel shuffle like the labels."""
         size = (images.shape[1], images.shape[2])
         if self.size_multiple > 1:
             torch._check(size[0] % self.size_multiple == 0)
@@ -251,5 +269,5 @@ class InferenceGraph(nn.Module):
         spatial = self.sp(x)
         context_aligned = self.spatial2Context(spatial, context)
         spatial_aligned = self.context2Spatial(spatial, context)
-        labels = self.label_head(torch.cat([context_aligned, spatial_aligned], dim=1), size)
-        return labels, self.edge_head(spatial_aligned, size)
+        labels, conf = self.label_head(torch.cat([context_aligned, spatial_aligned], dim=1), size, confidence)
+        return labels, self.edge_head(spatial_aligned, size)[0], conf

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bialign_ros.backends.base import BackendUnavailable, Runner, check_batch, physical_cores
-from bialign_ros.backends.contract import INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
+from bialign_ros.backends.base import BackendUnavailable, Runner, RunOutputs, check_batch, physical_cores
+from bialign_ros.backends.contract import CONFIDENCE_OUTPUT, INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
 
 
 def session_options(threads: int = 0):
@@ -89,11 +89,17 @@ class OrtRunner(Runner):
         self.fixed_size = self.info.fixed_size
         self.size_multiple = self.info.size_multiple
         self.threads = self.session.get_session_options().intra_op_num_threads
+        self.has_confidence = CONFIDENCE_OUTPUT in {o.name for o in self.session.get_outputs()}
 
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
         check_batch(images)
-        labels, edges = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(images)})
-        return labels, edges.astype(np.float32, copy=False)
+        if confidence and not self.has_confidence:
+            raise ValueError(f"{self.path.name} has no confidence output (exported before it existed): export "
+                             f"and quantise it again to get segmentation/confidence and free space")
+        names = OUTPUT_NAMES if confidence else OUTPUT_NAMES[:2]
+        outputs = self.session.run(list(names), {INPUT_NAME: np.ascontiguousarray(images)})
+        labels, edges = outputs[0], outputs[1].astype(np.float32, copy=False)
+        return RunOutputs(labels, edges, outputs[2].astype(np.float32, copy=False) if confidence else None)
 
     def close(self) -> None:
         self.session = None

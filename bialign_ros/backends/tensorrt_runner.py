@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bialign_ros.backends.base import MAX_DYNAMIC_SIDE, MIN_DYNAMIC_SIDE, BackendUnavailable, Runner, check_batch
+from bialign_ros.backends.base import (
+    MAX_DYNAMIC_SIDE,
+    MIN_DYNAMIC_SIDE,
+    BackendUnavailable,
+    Runner,
+    RunOutputs,
+    check_batch,
+)
 from bialign_ros.backends.contract import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
 
 LOG = logging.getLogger(__name__)
@@ -31,7 +38,7 @@ def engine_sources(path: str | Path) -> tuple[Path, Path]:
 
 
 class TensorRTRunner(Runner):
-    """Runs a TensorRT engine on a CUDA device; only uint8 labels and edges travel back to the host."""
+    """Runs a TensorRT engine on a CUDA device; only uint8 labels, edges and confidence travel back to the host."""
 
     name = "tensorrt"
 
@@ -60,6 +67,8 @@ class TensorRTRunner(Runner):
         if self.engine is None:
             raise ValueError(f"cannot deserialise {engine_path} (built for another GPU or TensorRT version?)")
         self.context = self.engine.create_execution_context()
+        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
+        self.output_names = tuple(name for name in OUTPUT_NAMES if name in names)
 
     def _build(self, trt, logger, onnx_path: Path) -> bytes:
         builder = trt.Builder(logger)
@@ -84,22 +93,28 @@ class TensorRTRunner(Runner):
             raise ValueError(f"TensorRT could not build an engine from {onnx_path}")
         return bytes(serialized)
 
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
+        from bialign_ros.backends.torch_runner import quantized_to_host  # torch: needed here anyway
+
         check_batch(images)
         torch = self._torch
         n, h, w, _ = images.shape
         x = torch.from_numpy(images).pin_memory().to(self.device, non_blocking=True)
+        prob_dtype = torch.float16 if self.precision == "fp16" else torch.float32
         labels = torch.empty((n, h, w), dtype=torch.uint8, device=self.device)
-        edge_dtype = torch.float16 if self.precision == "fp16" else torch.float32
-        edges = torch.empty((n, h, w), dtype=edge_dtype, device=self.device)
+        edges = torch.empty((n, h, w), dtype=prob_dtype, device=self.device)
+        conf = torch.empty((n, h, w), dtype=torch.float32, device=self.device)
         self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
-        for name, tensor in zip((INPUT_NAME, *OUTPUT_NAMES), (x, labels, edges)):
+        outputs = (labels, edges, conf)[:len(self.output_names)]
+        for name, tensor in zip((INPUT_NAME, *self.output_names), (x, *outputs)):
             self.context.set_tensor_address(name, tensor.data_ptr())
         stream = torch.cuda.current_stream(x.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
-        edges_u8 = torch.round(edges.float() * 255.0).to(torch.uint8)
-        return labels.cpu().numpy(), edges_u8.cpu().numpy().astype(np.float32) * np.float32(1.0 / 255.0)
+        if confidence and len(self.output_names) < 3:
+            raise ValueError("this engine has no confidence output: build it from a new export")
+        return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges),
+                          quantized_to_host(conf) if confidence else None)
 
     def close(self) -> None:
         self.context = self.engine = None

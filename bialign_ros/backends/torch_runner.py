@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bialign_ros.backends.base import Runner, check_batch
+from bialign_ros.backends.base import Runner, RunOutputs, check_batch
 from bialign_ros.backends.graph import InferenceGraph
 from bialign_ros.checkpoint import ModelMeta, load_checkpoint
 from bialign_ros.model import BiAlignNet, build_model
@@ -67,25 +67,34 @@ class TorchRunner(Runner):
             self._fn = torch.compile(graph, dynamic=False)
 
     @torch.inference_mode()
-    def run_tensors(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_tensors(self, images: torch.Tensor,
+                    confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The graph on a uint8 N x H x W x 3 tensor already on the device; outputs stay there."""
         with torch.autocast(self.device_obj.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self._fn(images)
+            return self._fn(images, confidence)
 
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
         check_batch(images)
         with warnings.catch_warnings():  # frames straight from a message buffer are read-only; the graph only reads
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             x = torch.from_numpy(images)
         if self.device_obj.type == "cuda":
             x = x.pin_memory().to(self.device_obj, non_blocking=True)
-        labels, edges = self.run_tensors(x)
-        if self.device_obj.type == "cuda":
-            edges_u8 = torch.round(edges.float() * 255.0).to(torch.uint8)
-            return labels.cpu().numpy(), edges_u8.cpu().numpy().astype(np.float32) * np.float32(1.0 / 255.0)
-        return labels.numpy(), edges.float().numpy()
+        labels, edges, conf = self.run_tensors(x, confidence)
+        if self.device_obj.type == "cuda":  # only uint8 travels back to the host
+            return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges), quantized_to_host(conf))
+        return RunOutputs(labels.numpy(), edges.float().numpy(), None if conf is None else conf.numpy())
 
     def close(self) -> None:
         self.graph = self._fn = None
         if self.device_obj.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def quantized_to_host(probability: torch.Tensor | None) -> np.ndarray | None:
+    """A probability map on the GPU as float32 on the host, through ``round(255 p)`` uint8: a quarter
+    of the bytes, and the published maps are ``round(255 p)`` anyway."""
+    if probability is None:
+        return None
+    as_u8 = torch.round(probability.float() * 255.0).to(torch.uint8)
+    return as_u8.cpu().numpy().astype(np.float32) * np.float32(1.0 / 255.0)

@@ -29,10 +29,12 @@ from bialign_ros.bags.messages import (
     stamp_to_ns,
 )
 from bialign_ros.bags.report import ReportSample, write_report
+from bialign_ros.calibration import ConfidenceCalibration, FreeSpaceIoU
+from bialign_ros.classes import class_lookup
 from bialign_ros.codec import CodecError, message_to_rgb8
 from bialign_ros.metrics import ConfusionMatrix, summarize
 from bialign_ros.node_interface import OUTPUT_TOPICS as NODE_TOPICS
-from bialign_ros.outputs import IMAGE_OUTPUTS, OutputImage, render_outputs
+from bialign_ros.outputs import IMAGE_OUTPUTS, OutputImage, OutputSettings, render_outputs
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, latency_summary
 
@@ -62,6 +64,13 @@ class EvalOptions:
     boundary_tolerance_px: float = 3.0
     edge_threshold: float = 0.5
     overlay_alpha: float = 0.5
+    free_space_classes: tuple[str, ...] = OutputSettings.free_space_classes
+    free_space_min_confidence: float = OutputSettings.free_space_min_confidence
+
+    @property
+    def output_settings(self) -> OutputSettings:
+        """How the outputs of ``outputs.mcap`` are drawn."""
+        return OutputSettings(self.overlay_alpha, self.free_space_classes, self.free_space_min_confidence)
     samples: int = 6
     """Frames shown in the report's grid (evenly spread)."""
     max_frames: int = 0
@@ -146,6 +155,8 @@ class _Evaluation:
         self.outputs = outputs
         meta = seg.meta
         self.confusion = ConfusionMatrix(meta.num_classes, meta.ignore_index) if options.gt_topic else None
+        self.calibration = ConfidenceCalibration(ignore_index=meta.ignore_index)
+        self.free_space = FreeSpaceIoU(class_lookup(options.free_space_classes, meta.class_names), meta.ignore_index)
         self.boundary = BoundaryEvaluator(options.boundary_tolerance_px, options.edge_threshold,
                                           meta.ignore_index)
         self.sample_at = _sample_indices(total, options.samples)
@@ -174,11 +185,12 @@ class _Evaluation:
             self.first_decode_error = self.first_decode_error or f"frame at {pair.frame_stamp} ns: {exc}"
             return
         if not self.latencies:
-            self.seg.segment(rgb, edges=True)  # warm-up at the frame size, so latencies are steady-state
+            # Warm-up at the frame size, so latencies are steady-state.
+            self.seg.segment(rgb, edges=True, confidence=True)
         start = time.perf_counter()
-        result = self.seg.segment(rgb, edges=True)
+        result = self.seg.segment(rgb, edges=True, confidence=True)
         self.latencies.append(time.perf_counter() - start)
-        outputs = render_outputs(self.seg, rgb, result, OUTPUT_TOPICS, self.options.overlay_alpha)
+        outputs = render_outputs(self.seg, rgb, result, OUTPUT_TOPICS, self.options.output_settings)
         self.outputs.write(frame, outputs)
         truth = None
         if pair.truth is not None and self.confusion is not None:
@@ -188,6 +200,8 @@ class _Evaluation:
                                  f"{truth.shape[0]} but its frame is {rgb.shape[1]}x{rgb.shape[0]}")
             self.confusion.update(truth, result.labels)
             self.boundary.update(truth, result.labels, result.edges)
+            self.calibration.update(truth, result.labels, result.confidence)
+            self.free_space.update(truth, self.options.output_settings.free_space(result, self.seg.meta.class_names))
             self.with_truth += 1
         if self.processed in self.sample_at:
             colored_truth = None if truth is None else _thumbnail(self.seg.colorize(truth))
@@ -240,6 +254,7 @@ def evaluate_bag(bag: str | Path, weights: str | Path, out_dir: str | Path,
         seg = Segmenter.from_checkpoint(weights, device=options.device, precision=precision,
                                         input_scale=options.input_scale, warmup=False,
                                         backend=options.backend)
+        options.output_settings.check(seg.meta.class_names)
         total = image_info.count
         if options.max_frames > 0:
             total = options.max_frames if total is None else min(total, options.max_frames)
@@ -286,6 +301,9 @@ def _metrics(bag: str | Path, weights: str | Path, run: _Evaluation, counts: dic
         metrics.update(summarize(run.confusion.matrix, seg.meta.class_names))
         metrics["confusion_matrix"] = run.confusion.matrix.tolist()
         metrics["boundary"] = run.boundary.summary()
+        metrics["confidence_calibration"] = run.calibration.summary()
+        metrics["free_space"] = {"iou": _finite(run.free_space.iou()), "classes": list(options.free_space_classes),
+                                 "min_confidence": options.free_space_min_confidence}
     metrics["latency"] = latency_summary(run.latencies) if run.latencies else None
     metrics["hardware"] = hardware_summary()
     metrics["outputs"] = {"bag": OUTPUT_BAG, "messages": counts}
@@ -293,3 +311,7 @@ def _metrics(bag: str | Path, weights: str | Path, run: _Evaluation, counts: dic
     metrics["bag_error"] = damage
     metrics["notes"] = notes
     return metrics
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else value  # NaN (no free space anywhere) -> null in JSON

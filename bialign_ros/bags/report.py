@@ -18,12 +18,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bialign_ros.plots import plot_confusion_matrix, plot_per_class_iou, save_figure
+from bialign_ros.plots import plot_confusion_matrix, plot_per_class_iou, plot_reliability, save_figure
 
 PLOT_FILES = {
     "per_class_iou": "per_class_iou.png",
     "confusion_matrix": "confusion_matrix.png",
     "latency": "latency_histogram.png",
+    "reliability": "reliability_diagram.png",
     "samples": "samples.png",
 }
 REPORT_FILE = "report.html"
@@ -95,6 +96,8 @@ def write_report(out_dir: str | Path, metrics: Mapping[str, Any], class_names: S
                                                     class_colors)
         paths["confusion_matrix"] = plot_confusion_matrix(matrix, class_names,
                                                           out_dir / PLOT_FILES["confusion_matrix"])
+    if metrics.get("confidence_calibration", {}).get("pixels"):
+        paths["reliability"] = plot_reliability(metrics["confidence_calibration"], out_dir / PLOT_FILES["reliability"])
     if len(latencies_ms):
         paths["latency"] = plot_latency_histogram(latencies_ms, out_dir / PLOT_FILES["latency"])
     if samples:
@@ -175,6 +178,14 @@ def render_html(metrics: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             for name, b in (("labels", boundary["labels"]),
                             (f"edge map (p &ge; {boundary['edge_threshold']:g})", boundary["edges"])))
         parts.append(f"<table><tr><th></th><th>F</th><th>precision</th><th>recall</th></tr>{rows}</table>")
+
+    calibration = metrics.get("confidence_calibration")
+    if calibration:
+        free = metrics["free_space"]
+        rows = [(f"expected calibration error ({calibration['bins']} bins)", _pct(calibration["ece"])),
+                (f"free-space IoU ({', '.join(free['classes'])})", _pct(free["iou"]))]
+        parts.append(f"<h2>Confidence and free space</h2><table>{_rows(rows)}</table>")
+        parts.append(_image(images, "reliability", "reliability diagram of the confidence"))
 
     parts.append("<h2>Latency</h2>")
     if latency:

@@ -1,6 +1,6 @@
 """``bialign_bag_eval``: evaluate a checkpoint on every frame of a rosbag2 bag (sqlite3 or MCAP).
 
-Writes ``OUT/metrics.json``, ``OUT/outputs.mcap`` (input frames with labels, edges and overlay),
+Writes ``OUT/metrics.json``, ``OUT/outputs.mcap`` (input frames with every image output of the node),
 ``OUT/report.html`` and the report's PNG plots. Exit codes: 0 done, 2 bad arguments, bag, topic
 or weights, 3 the bag is truncated or damaged (everything readable was still evaluated).
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from bialign_ros.bags.evaluate import EvalOptions, evaluate_bag
 from bialign_ros.bags.io import BagError
 from bialign_ros.checkpoint import CheckpointError
+from bialign_ros.outputs import OutputSettings
 from bialign_ros.segmenter import BACKENDS, DEVICES, PRECISIONS
 
 PROG = "bialign_bag_eval"
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boundary-tolerance-px", type=float, default=3.0,
                    help="distance within which a boundary pixel counts as found (default 3)")
     p.add_argument("--edge-threshold", type=float, default=0.5, help="edge probability that counts as edge")
+    p.add_argument("--free-space-classes", nargs="+", default=list(OutputSettings.free_space_classes),
+                   metavar="CLASS", help="class names that are free space (default: road)")
+    p.add_argument("--free-space-min-confidence", type=float, default=OutputSettings.free_space_min_confidence,
+                   help="confidence a free-space pixel needs (default %(default)s)")
     p.add_argument("--samples", type=int, default=6, help="frames shown in the report (default 6)")
     p.add_argument("--max-frames", type=int, default=0, help="evaluate only the first N frames (0: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         image_topic=args.image_topic, gt_topic=args.gt_topic, device=args.device, precision=args.precision,
         backend=args.backend, input_scale=args.input_scale, stamp_tolerance_ms=args.stamp_tolerance_ms,
         boundary_tolerance_px=args.boundary_tolerance_px, edge_threshold=args.edge_threshold,
-        samples=args.samples, max_frames=args.max_frames, progress=not args.no_progress)
+        samples=args.samples, max_frames=args.max_frames, progress=not args.no_progress,
+        free_space_classes=tuple(args.free_space_classes), free_space_min_confidence=args.free_space_min_confidence)
     try:
         result = evaluate_bag(args.bag, args.weights, args.out_dir, options)
     except (BagError, CheckpointError, ValueError) as exc:

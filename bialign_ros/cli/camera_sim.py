@@ -1,7 +1,9 @@
 """``bialign_camera_sim``: a camera driver stand-in publishing a synthetic street or image files.
 
 Publishes ``image`` (sensor_msgs/Image in any supported encoding) or ``image/compressed``
-(jpeg/png) and a sibling ``camera_info`` at a fixed rate, stamped with the node clock. Frames
+(jpeg/png) and a sibling ``camera_info`` at a fixed rate, stamped with the node clock; the
+camera_info of a synthetic street holds the intrinsics it was rendered with, that of image files
+a focal length equal to the width. Frames
 are rendered and converted once, then looped, so publishing costs only the transport. Topic
 names are relative: use ``--ros-args -r __ns:=/front`` or remaps as for any driver.
 """
@@ -24,7 +26,7 @@ from bialign_ros.codec import COMPRESSED_FORMATS, CONVERTIBLE_ENCODINGS, encode_
 from bialign_ros.image_files import find_images, read_rgb
 from bialign_ros.node_interface import CAMERA_INFO, INPUT_TOPIC, compressed_topic
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
-from bialign_ros.synthetic import render_sequence
+from bialign_ros.synthetic import render_sequence, sequence_cameras
 from bialign_ros.transport import use_transport_profile
 
 
@@ -47,23 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_frames(args: argparse.Namespace) -> list[np.ndarray]:
-    """The RGB frames to loop: the folder's images, or a rendered synthetic sequence."""
+def load_frames(args: argparse.Namespace) -> list[tuple[np.ndarray, list[float] | None]]:
+    """The RGB frames to loop with their intrinsics (row-major K): the folder's images (nominal
+    intrinsics), or a rendered synthetic sequence (its camera's own)."""
     if args.folder is None:
-        return [f.image for f in render_sequence(args.seed, args.frames, args.height, args.width)]
+        cameras = sequence_cameras(args.seed, args.frames, args.height, args.width)
+        frames = render_sequence(args.seed, args.frames, args.height, args.width)
+        return [(f.image, cam.k) for f, cam in zip(frames, cameras)]
     try:
-        return [read_rgb(path) for path in find_images(args.folder, recursive=False)]
+        return [(read_rgb(path), None) for path in find_images(args.folder, recursive=False)]
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
 
 
-def nominal_camera_info(height: int, width: int, frame_id: str) -> CameraInfo:
-    """A distortion-free pinhole with the focal length equal to the width."""
+def camera_info(height: int, width: int, frame_id: str, k: list[float] | None = None) -> CameraInfo:
+    """A distortion-free pinhole: intrinsics ``k`` (row-major K), by default a focal length equal to
+    the width and the principal point in the centre."""
     info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5)
-    f, cx, cy = float(width), width / 2.0, height / 2.0
-    info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+    info.k = k or [float(width), 0.0, width / 2.0, 0.0, float(width), height / 2.0, 0.0, 0.0, 1.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    fx, _, cx, _, fy, cy = info.k[:6]
+    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     info.header.frame_id = frame_id
     return info
 
@@ -71,8 +77,9 @@ def nominal_camera_info(height: int, width: int, frame_id: str) -> CameraInfo:
 class CameraSim(Node):
     """Publishes pre-converted frames in a loop at a fixed rate."""
 
-    def __init__(self, args: argparse.Namespace, frames: list[np.ndarray]) -> None:
+    def __init__(self, args: argparse.Namespace, frames_and_k: list[tuple[np.ndarray, list[float] | None]]) -> None:
         super().__init__("camera_sim")
+        frames = [f for f, _ in frames_and_k]
         qos = output_qos(5)  # the sensor-data depth, as camera drivers use
         qos.reliability = RELIABILITY_POLICIES[args.reliability]
         if args.compressed:
@@ -82,7 +89,7 @@ class CameraSim(Node):
         else:
             self.msgs = [fill_image(Image(), rgb8_to(args.encoding, f), args.encoding) for f in frames]
             self.image_pub = self.create_publisher(Image, INPUT_TOPIC, qos)
-        self.infos = [nominal_camera_info(f.shape[0], f.shape[1], args.frame_id) for f in frames]
+        self.infos = [camera_info(f.shape[0], f.shape[1], args.frame_id, k) for f, k in frames_and_k]
         self.info_pub = self.create_publisher(CameraInfo, CAMERA_INFO, qos)
         for msg in self.msgs:
             msg.header.frame_id = args.frame_id

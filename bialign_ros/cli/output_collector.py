@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.time import Time
@@ -31,14 +32,17 @@ class OutputCollector(Node):
     """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics.
 
     ``edges`` also subscribes to the edges, so that the node computes them (it computes optional
-    outputs only while someone subscribes).
+    outputs only while someone subscribes); ``ground`` keeps the confidence images and grids of the
+    kept overlays' frames (``confidence`` and ``grids``, by stamp).
     """
 
     def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector",
-                 edges: bool = False, context: Context | None = None) -> None:
+                 edges: bool = False, ground: bool = False, context: Context | None = None) -> None:
         super().__init__(name, namespace=namespace, context=context)
         self.arrivals: list[Arrival] = []
         self.overlays: list[tuple[int, np.ndarray]] = []
+        self.confidence: dict[int, np.ndarray] = {}
+        self.grids: dict[int, OccupancyGrid] = {}
         self.keep_overlays = keep_overlays
         self.report: dict[str, float | str] = {}
         self.reports = 0
@@ -46,6 +50,9 @@ class OutputCollector(Node):
         self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos)
         if keep_overlays:
             self.create_subscription(Image, OUTPUT_TOPICS["overlay"], self._on_overlay, qos)
+        if ground:
+            self.create_subscription(Image, OUTPUT_TOPICS["confidence"], self._on_confidence, qos)
+            self.create_subscription(OccupancyGrid, OUTPUT_TOPICS["grid"], self._on_grid, qos)
         if edges:
             self.create_subscription(Image, OUTPUT_TOPICS["edges"], lambda _msg: None, qos)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
@@ -58,6 +65,14 @@ class OutputCollector(Node):
     def _on_overlay(self, msg: Image) -> None:
         if len(self.overlays) < self.keep_overlays:
             self.overlays.append((Time.from_msg(msg.header.stamp).nanoseconds, image_to_array(msg).copy()))
+
+    def _on_confidence(self, msg: Image) -> None:
+        if len(self.confidence) < self.keep_overlays:
+            self.confidence[Time.from_msg(msg.header.stamp).nanoseconds] = image_to_array(msg).copy()
+
+    def _on_grid(self, msg: OccupancyGrid) -> None:
+        if len(self.grids) < self.keep_overlays:
+            self.grids[Time.from_msg(msg.header.stamp).nanoseconds] = msg
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

@@ -1,7 +1,8 @@
 """``bialign_segment``: segment image files and write labels, edges and overlays as PNG.
 
 Per image ``<stem>``: ``<stem>_labels.png`` (train IDs), ``<stem>_edges.png`` (uint8,
-round(255 * p)) and ``<stem>_overlay.png``; ``--color`` adds ``<stem>_color.png``. Outputs have
+round(255 * p)), ``<stem>_overlay.png``, ``<stem>_confidence.png`` (uint8, round(255 * the label's
+softmax probability)) and ``<stem>_free_space.png`` (255/0); ``--color`` adds ``<stem>_color.png``. Outputs have
 the image's own resolution and the bytes the node publishes for the same frame
 (:mod:`bialign_ros.outputs`).
 """
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.image_files import read_rgb, write_png
-from bialign_ros.outputs import needs_edges, render_outputs
+from bialign_ros.outputs import OutputSettings, needs_confidence, needs_edges, render_outputs
 from bialign_ros.segmenter import DEVICES, PRECISIONS, Segmenter
 
 
@@ -34,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize the network input by this factor; outputs keep the image's size")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay colour weight in [0, 1]")
     p.add_argument("--color", action="store_true", help="also write <stem>_color.png")
+    p.add_argument("--free-space-classes", nargs="+", default=list(OutputSettings.free_space_classes),
+                   metavar="CLASS", help="class names that are free space in <stem>_free_space.png "
+                   f"(default: {' '.join(OutputSettings.free_space_classes)})")
+    p.add_argument("--free-space-min-confidence", type=float, default=OutputSettings.free_space_min_confidence,
+                   help="confidence a free-space pixel needs (default %(default)s)")
     return p
 
 
@@ -48,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bialign_segment: error: {exc}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    wanted = ("labels", "edges", "overlay", *(("color",) if args.color else ()))
+    wanted = ("labels", "edges", "overlay", "confidence", "free_space", *(("color",) if args.color else ()))
+    settings = OutputSettings(args.alpha, tuple(args.free_space_classes), args.free_space_min_confidence)
+    try:
+        settings.check(seg.meta.class_names)
+    except ValueError as exc:
+        print(f"bialign_segment: error: --free-space-classes: {exc}", file=sys.stderr)
+        return 2
     failures = 0
     for path in tqdm(args.images, desc="segment", unit="img", disable=len(args.images) < 2):
         try:
@@ -57,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bialign_segment: skipping: {exc}", file=sys.stderr)
             failures += 1
             continue
-        outputs = render_outputs(seg, image, seg.segment(image, edges=needs_edges(wanted)), wanted, args.alpha)
+        result = seg.segment(image, edges=needs_edges(wanted), confidence=needs_confidence(wanted))
+        outputs = render_outputs(seg, image, result, wanted, settings)
         for output in outputs:
             write_png(args.out_dir / f"{path.stem}_{output.name}.png", output.array)
     done = len(args.images) - failures

@@ -11,6 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
+from bialign_ros.ground_outputs import PoseValues
+
 NEAR_PLANE = 0.3
 """Polygons are clipped at this camera depth (metres) before projection."""
 
@@ -45,6 +47,17 @@ class Camera:
         down = np.cross(right, forward)
         cr, sr = np.cos(self.roll), np.sin(self.roll)
         return np.stack([cr * right + sr * down, -sr * right + cr * down, forward])
+
+    @property
+    def k(self) -> list[float]:
+        """The intrinsics as ``sensor_msgs/CameraInfo.K`` (row-major, square pixels)."""
+        return [self.focal, 0.0, self.cx, 0.0, self.focal, self.cy, 0.0, 0.0, 1.0]
+
+    def pose_over_ground(self) -> PoseValues:
+        """The camera's pose over the street as the node's ``camera_*`` parameters give it (REP 103,
+        the ground frame under the camera): the street's y is up, and its yaw turns right where REP
+        103's turns left; pitch (looking down) and roll (right side down) agree."""
+        return PoseValues(height=float(self.position[1]), pitch=self.pitch, roll=self.roll, yaw=-self.yaw)
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """Transform (N, 3) world points into camera coordinates."""

@@ -101,6 +101,13 @@ def render_sequence(seed: int, num_frames: int, height: int = 512, width: int = 
         yield street.render(path.camera(t, height, width), t, fields, stream(seed, 5, index))
 
 
+def sequence_cameras(seed: int, num_frames: int, height: int = 512, width: int = 1024) -> list[Camera]:
+    """The camera (intrinsics and pose) of each frame of ``render_sequence(seed, num_frames, ...)``."""
+    seed = _check(seed, height, width)
+    path = CameraPath.sample(stream(seed, 2), Street(seed).layout.ego_speed)
+    return [path.camera(index / FRAME_RATE, height, width) for index in range(num_frames)]
+
+
 def render_scene(seed: int, height: int = 512, width: int = 1024) -> SceneFrame:
     """Render one street scene; the same seed and size always give identical arrays."""
     return next(render_sequence(seed, 1, height, width))

@@ -1,0 +1,39 @@
+"""ROS messages of the ground outputs: ``nav_msgs/OccupancyGrid`` and ``sensor_msgs/PointCloud2``.
+
+The arrays come from :mod:`bialign_ros.ground_outputs`; this module only fills the messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import PointCloud2, PointField
+
+from bialign_ros.depth_points import PackedCloud
+from bialign_ros.ground_grid import GridSpec
+
+
+def occupancy_grid_msg(grid: np.ndarray, spec: GridSpec, stamp: Any, frame_id: str) -> OccupancyGrid:
+    """The grid (int8 ``spec.shape``) as an OccupancyGrid in ``frame_id`` stamped like its camera frame."""
+    msg = OccupancyGrid()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    info = msg.info
+    info.map_load_time = stamp
+    info.resolution = float(spec.resolution)
+    info.width, info.height = spec.cells_x, spec.cells_y
+    info.origin.position.x, info.origin.position.y = float(spec.origin_x), float(spec.origin_y)
+    info.origin.orientation.w = 1.0
+    msg.data = grid.astype(np.int8, copy=False).reshape(-1)
+    return msg
+
+
+def point_cloud_msg(cloud: PackedCloud, header: Any) -> PointCloud2:
+    """The packed labelled points as a PointCloud2 with the camera frame's ``header``."""
+    return PointCloud2(
+        header=header, height=cloud.height, width=cloud.width,
+        fields=[PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in cloud.fields],
+        is_bigendian=cloud.is_bigendian, point_step=cloud.point_step, row_step=cloud.row_step,
+        data=cloud.data, is_dense=cloud.is_dense)
