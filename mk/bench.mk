@@ -1,7 +1,8 @@
 # Benchmarks: every backend and precision side by side in one run (bialign_benchmark --configs).
 #   make bench   measures the machine's convolution peaks, exports and quantises the trained demo
 #                weights (cached in $(BENCH_DIR)), then times the bare model, the Segmenter and the
-#                node at each size; writes docs/benchmarks.md and docs/benchmarks_fps.png.
+#                node at each size; writes docs/benchmarks.md and docs/benchmarks_fps.png, and (bench-outputs)
+#                docs/benchmarks_outputs.md.
 # BENCH_WEIGHTS=your.pt benchmarks your own checkpoint; the default (make bench-weights: the demo
 # weights fine-tuned for full-resolution input) is trained on first use.
 BENCH_WEIGHTS ?= .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
@@ -10,9 +11,23 @@ BENCH_SIZES ?= 512x1024 1024x2048
 BENCH_CONFIGS ?= all
 BENCH_FLAGS ?= --iters 12 --warmup 3 --node --node-seconds 25
 
-.PHONY: bench
+OUTPUTS_DIR := $(BENCH_DIR)/outputs
+OUTPUTS_INT8 := $(OUTPUTS_DIR)/$(basename $(notdir $(BENCH_WEIGHTS))).int8.onnx
 
-bench: $(BENCH_WEIGHTS) | $(STAMP)
+.PHONY: bench bench-outputs
+
+# What the planner outputs cost (confidence, free space, grid, points, the node with every output
+# subscribed), on ONNX Runtime int8 at 512x1024: docs/benchmarks_outputs.md. The costs depend on the
+# architecture, not on the weights' values.
+bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
+	rm -rf $(OUTPUTS_DIR)/calib
+	$(PY) -m bialign_ros.cli.synth --out $(OUTPUTS_DIR)/calib --split train --num 8 --height 512 --width 1024 --quiet
+	$(PY) -m bialign_ros.cli.quantize --weights $(BENCH_WEIGHTS) --calib $(OUTPUTS_DIR)/calib --out $(OUTPUTS_INT8) \
+		--height 512 --width 1024
+	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(OUTPUTS_INT8) --height 512 --width 1024 \
+		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs.json --markdown docs/benchmarks_outputs.md
+
+bench: bench-outputs $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.benchmark --weights $(BENCH_WEIGHTS) --configs $(BENCH_CONFIGS) \
 		--sizes $(BENCH_SIZES) $(BENCH_FLAGS) --work-dir $(BENCH_DIR) --json $(BENCH_DIR)/benchmarks.json \
 		--markdown docs/benchmarks.md --plot docs/benchmarks_fps.png

@@ -15,6 +15,7 @@ import pytest
 from bialign_ros.bench.configs import CONFIGS, select_configs
 from bialign_ros.bench.measure import node_ratio, node_spec
 from bialign_ros.bench.node_command import node_command
+from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
 from bialign_ros.cli.benchmark import parse_size
@@ -192,3 +193,25 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
         multi["combined_rate_hz"] / cams["one_camera"]["output_median_rate_hz"])
     text = (tmp_path / "bench.md").read_text()
     assert "## 2 cameras in one node" in text and f"**{cams['combined_vs_one_camera']:.2f}**" in text
+
+
+def test_output_costs_table_holds_each_figure_against_its_target():
+    summary = {"mean_ms": 2.0}
+    record = {
+        "options": {"weights": "/w/m.int8.onnx", "height": 512, "width": 1024, "geometry_height": 1024,
+                    "geometry_width": 2048},
+        "backend": "onnxruntime", "hardware": {"cpu": "Test CPU", "cores": 2}, "threads": 2, "node_rate_hz": 12.0,
+        "segmenter": {"labels_edges": {"mean_ms": 100.0}, "with_confidence_and_free_space": {"mean_ms": 104.0},
+                      "overhead": 0.04},
+        "geometry": {"grid": summary, "grid_map": {"mean_ms": 250.0}, "points_16UC1": {"mean_ms": 9.0},
+                     "points_32FC1": {"mean_ms": 24.0}},
+        "node": {"labels_only": {"delivered_hz": 10.0}, "every_output": {"delivered_hz": 8.5}},
+        "node_ratio": 0.85,
+    }
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in output_costs_markdown(record).splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["confidence + free space, Segmenter frame time"].endswith("(+4.0 %) | <= +5 % | meets |")
+    assert rows["grid, 1024x2048 labels"].endswith("| <= 5 ms | meets |")
+    assert rows["points, 1024x2048 depth 16UC1, stride 1"].endswith("9.0 ms | <= 10 ms | meets |")
+    assert rows["points, 1024x2048 depth 32FC1, stride 1"].endswith("24.0 ms | <= 10 ms | MISSES |")
+    assert rows["node delivered rate, every output / labels only"].endswith("= 0.85 | >= 0.9 | MISSES |")

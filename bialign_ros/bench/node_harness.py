@@ -23,13 +23,16 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from bialign_ros.bench.node_command import NodeSpec, node_command
+from bialign_ros.cli.camera_sim import camera_info
 from bialign_ros.cli.output_collector import Arrival, OutputCollector
 from bialign_ros.cli.processes import ChildProcess, ros_env
 from bialign_ros.codec import fill_image
 from bialign_ros.node_interface import (
+    CAMERA_INFO,
+    DEPTH_TOPIC,
     DIAGNOSTICS_TOPIC,
     INPUT_TOPIC,
     NODE_NAME,
@@ -95,12 +98,15 @@ class NodeRun:
 
 
 def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, seconds: float, domain_id: int,
-             warmup: float = 0.0, reliability: str = "reliable", edges: bool = False) -> NodeRun:
+             warmup: float = 0.0, reliability: str = "reliable", edges: bool = False,
+             outputs: Sequence[str] = ()) -> NodeRun:
     """Run the node on ``spec`` and publish ``images`` (one per camera) at ``rate_hz`` for ``warmup``
     plus ``seconds`` seconds on ROS domain ``domain_id``; collect what comes back.
 
-    ``edges`` also subscribes to the edges, so that the node computes them (it computes optional
-    outputs only while someone subscribes). Raises RuntimeError when the node does not come up.
+    ``edges`` also subscribes to the edges, and ``outputs`` to the named outputs, so that the node
+    computes them (it computes optional outputs only while someone subscribes); with the grid or the
+    points among them every frame also comes with camera_info and a depth image of the same stamp.
+    Raises RuntimeError when the node does not come up.
     """
     cameras = spec.camera_names()
     if len(images) != len(cameras):
@@ -109,9 +115,9 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
     node = ChildProcess(node_command(spec, "-p", "stats_log_period:=0.0"), ros_env(domain_id))
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
-    rig = CameraRig(cameras, images, reliability, context)
+    rig = CameraRig(cameras, images, reliability, context, ground=bool({"grid", "points"} & set(outputs)))
     collectors = {cam: OutputCollector(namespace=f"/{cam}", name=f"bialign_output_collector_{cam or 'node'}",
-                                       edges=edges, context=context) for cam in cameras}
+                                       edges=edges, context=context, subscribe=outputs) for cam in cameras}
     executor = SingleThreadedExecutor(context=context)
     for n in (rig, *collectors.values()):
         executor.add_node(n)
@@ -173,14 +179,22 @@ class CameraRig(Node):
     """Publishes every camera's frame at the same instants and keeps the node's latest statuses."""
 
     def __init__(self, cameras: list[str], images: Sequence[np.ndarray], reliability: str,
-                 context: Context | None = None) -> None:
+                 context: Context | None = None, ground: bool = False) -> None:
         super().__init__("bialign_bench_cameras", context=context)
         qos = output_qos(5)  # the sensor-data depth, as camera drivers use
         qos.reliability = RELIABILITY_POLICIES[reliability]
-        self.pubs = [self.create_publisher(Image, camera_topic(cam, INPUT_TOPIC), qos) for cam in cameras]
-        self.msgs = [fill_image(Image(), np.ascontiguousarray(image), "rgb8") for image in images]
-        for cam, msg in zip(cameras, self.msgs):
-            msg.header.frame_id = cam or "camera"
+        self.pubs, self.msgs = [], []
+        if ground:  # camera_info and a depth image (a wall 8 m ahead) before every frame, same stamp
+            for cam, image in zip(cameras, images):
+                h, w = image.shape[:2]
+                self.pubs.append(self.create_publisher(CameraInfo, camera_topic(cam, CAMERA_INFO), qos))
+                self.msgs.append(camera_info(h, w, cam or "camera"))
+                self.pubs.append(self.create_publisher(Image, camera_topic(cam, DEPTH_TOPIC), qos))
+                self.msgs.append(fill_image(Image(), np.full((h, w), 8.0, np.float32), "32FC1"))
+        for cam, image in zip(cameras, images):
+            self.pubs.append(self.create_publisher(Image, camera_topic(cam, INPUT_TOPIC), qos))
+            self.msgs.append(fill_image(Image(), np.ascontiguousarray(image), "rgb8"))
+            self.msgs[-1].header.frame_id = cam or "camera"
         self.published_ns: list[int] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self.reports = 0

@@ -28,6 +28,7 @@ from pathlib import Path
 from bialign_ros.backends.base import BACKENDS, BackendUnavailable
 from bialign_ros.bench.configs import CONFIGS
 from bialign_ros.bench.measure import MeasureOptions, measure_configuration
+from bialign_ros.bench.output_costs import OutputCostOptions, measure_output_costs, output_costs_markdown
 from bialign_ros.bench.report import markdown_report, plot_fps, print_record
 from bialign_ros.bench.suite import SuiteOptions, run_suite
 from bialign_ros.checkpoint import CheckpointError
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish rate in Hz (0: see --node-rate-factor)")
     p.add_argument("--node-rate-factor", type=float, default=1.2,
                    help="publish at this multiple of the measured Segmenter rate, so the node never waits")
+    p.add_argument("--output-costs", action="store_true",
+                   help="measure what the planner outputs cost instead (confidence and free space in the "
+                        "Segmenter at --height x --width, the grid and the points at 1024x2048, the node with "
+                        "every output subscribed); --json and --markdown keep the record and its table")
     suite = p.add_argument_group("several configurations side by side")
     suite.add_argument("--configs", nargs="+", default=None, metavar="NAME",
                        help=f"'all' or some of: {', '.join(CONFIGS)}")
@@ -109,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
             weights = untrained_checkpoint(Path(tmp) / "untrained.pt", args.arch)
         try:
+            if args.output_costs:
+                return _output_costs(_options(OutputCostOptions, args, weights=str(weights),
+                                              node_seconds=args.node_seconds), args)
             if args.configs:
                 suite = run_suite(_options(SuiteOptions, args, sizes=args.sizes or [(args.height, args.width)],
                                            work_dir=args.work_dir), weights)
@@ -133,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     for record in suite["results"]:
         print_record(record, suite["hardware"])
     print(text)
+    return 0
+
+
+def _output_costs(opts: OutputCostOptions, args: argparse.Namespace) -> int:
+    record = measure_output_costs(opts)
+    table = output_costs_markdown(record)
+    for path, text in ((args.json, json.dumps(record)), (args.markdown, table)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    print(table)
     return 0
 
 

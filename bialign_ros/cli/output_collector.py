@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,7 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from bialign_ros.codec import image_to_array
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, NODE_NAME, OUTPUT_TOPICS, diagnostic_name
@@ -31,13 +32,15 @@ class Arrival:
 class OutputCollector(Node):
     """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics.
 
-    ``edges`` also subscribes to the edges, so that the node computes them (it computes optional
-    outputs only while someone subscribes); ``ground`` keeps the confidence images and grids of the
+    ``edges`` also subscribes to the edges, and ``subscribe`` to the named outputs of
+    :data:`~bialign_ros.node_interface.OUTPUT_TOPICS`, so that the node computes them (it computes
+    optional outputs only while someone subscribes); ``ground`` keeps the confidence images and grids of the
     kept overlays' frames (``confidence`` and ``grids``, by stamp).
     """
 
     def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector",
-                 edges: bool = False, ground: bool = False, context: Context | None = None) -> None:
+                 edges: bool = False, ground: bool = False, context: Context | None = None,
+                 subscribe: Sequence[str] = ()) -> None:
         super().__init__(name, namespace=namespace, context=context)
         self.arrivals: list[Arrival] = []
         self.overlays: list[tuple[int, np.ndarray]] = []
@@ -53,8 +56,9 @@ class OutputCollector(Node):
         if ground:
             self.create_subscription(Image, OUTPUT_TOPICS["confidence"], self._on_confidence, qos)
             self.create_subscription(OccupancyGrid, OUTPUT_TOPICS["grid"], self._on_grid, qos)
-        if edges:
-            self.create_subscription(Image, OUTPUT_TOPICS["edges"], lambda _msg: None, qos)
+        for output in {*subscribe, *(("edges",) if edges else ())} - {"labels"}:
+            msg_type = {"grid": OccupancyGrid, "points": PointCloud2}.get(output, Image)
+            self.create_subscription(msg_type, OUTPUT_TOPICS[output], lambda _msg: None, qos)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
     def _on_labels(self, msg: Image) -> None:
