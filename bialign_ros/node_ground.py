@@ -5,12 +5,14 @@ The arrays come from :mod:`bialign_ros.ground_outputs`; this module only fills t
 
 from __future__ import annotations
 
+import array as stdlib_array
 from typing import Any
 
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import PointCloud2, PointField
 
+from bialign_ros.codec.raw import store_bytes
 from bialign_ros.depth_points import PackedCloud
 from bialign_ros.ground_grid import GridSpec
 
@@ -26,14 +28,19 @@ def occupancy_grid_msg(grid: np.ndarray, spec: GridSpec, stamp: Any, frame_id: s
     info.width, info.height = spec.cells_x, spec.cells_y
     info.origin.position.x, info.origin.position.y = float(spec.origin_x), float(spec.origin_y)
     info.origin.orientation.w = 1.0
-    msg.data = grid.astype(np.int8, copy=False).reshape(-1)
+    # As codec.raw.store_bytes does for uint8 data: an array.array extended in place is one copy;
+    # an ndarray goes through the setter element by element (27 ms for a 400 x 200 grid).
+    msg.data = stdlib_array.array("b")
+    msg.data.frombytes(np.ascontiguousarray(grid, dtype=np.int8).tobytes())
     return msg
 
 
 def point_cloud_msg(cloud: PackedCloud, header: Any) -> PointCloud2:
     """The packed labelled points as a PointCloud2 with the camera frame's ``header``."""
-    return PointCloud2(
+    msg = PointCloud2(
         header=header, height=cloud.height, width=cloud.width,
         fields=[PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in cloud.fields],
         is_bigendian=cloud.is_bigendian, point_step=cloud.point_step, row_step=cloud.row_step,
-        data=cloud.data, is_dense=cloud.is_dense)
+        is_dense=cloud.is_dense)
+    store_bytes(msg, cloud.data)  # one copy; an ndarray would be copied element by element (1.3 s for 8 MB)
+    return msg

@@ -90,7 +90,7 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
 
     rows = [
         ("confidence + free space, Segmenter frame time", f"{seg['labels_edges']['mean_ms']:.1f} -> "
-         f"{seg['with_confidence_and_free_space']['mean_ms']:.1f} ms (+{100 * seg['overhead']:.1f} %)",
+         f"{seg['with_confidence_and_free_space']['mean_ms']:.1f} ms ({100 * seg['overhead']:+.1f} %)",
          f"<= +{100 * TARGETS['segmenter_overhead']:.0f} %", verdict(seg["overhead"] <= TARGETS["segmenter_overhead"])),
         (f"grid, {opts['geometry_height']}x{opts['geometry_width']} labels", f"{geo['grid']['mean_ms']:.2f} ms "
          f"(map made once per camera: {geo['grid_map']['mean_ms']:.0f} ms)", f"<= {TARGETS['grid_ms']:g} ms",
@@ -109,7 +109,9 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
         "# What the planner outputs cost", "",
         f"`bialign_benchmark --output-costs` ({Path(opts['weights']).name}, backend {record['backend']}, "
         f"Segmenter at {opts['height']}x{opts['width']}, camera at {record['node_rate_hz']:.1f} Hz for the node runs; "
-        f"{hw.get('cpu', 'CPU')}, {hw.get('cores', record['threads'])} cores). Machines here differ by 20 % and "
+        f"{hw.get('cpu', 'CPU')}, {hw.get('cores', record['threads'])} cores, "
+        f"{', '.join(hw.get('cpu_features') or ['no AVX-512'])}). The costs depend on the "
+        "architecture and the image sizes, not on the values of the weights. Machines here differ by 20 % and "
         "more between runs: compare within one run.", "",
         "| what | measured | target | |", "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
