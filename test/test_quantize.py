@@ -99,6 +99,21 @@ def test_int8_labels_agree_with_fp32(int8_file, untrained_weights):
     assert agreement > 0.85
 
 
+def test_int8_confidence_is_the_fp32_softmax_maximum_within_a_few_levels(int8_file, untrained_weights):
+    import torch
+
+    from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
+
+    model, meta = load_inference_model(untrained_weights)
+    frames = np.stack([render_scene(910 + i, H, W).image for i in range(2)])
+    fp32 = TorchRunner(model, meta, torch.device("cpu")).run(frames, confidence=True).confidence
+    int8 = OrtRunner(int8_file).run(frames, confidence=True).confidence
+    assert int8.shape == fp32.shape and int8.dtype == np.float32
+    gap = np.abs(int8 - fp32)
+    # The published map is round(255 p): on average within one level, 99 % of pixels within four.
+    assert gap.mean() <= 1 / 255 and np.percentile(gap, 99) <= 4 / 255, (gap.mean(), np.percentile(gap, 99))
+
+
 def test_segmenter_runs_the_int8_file_at_any_size(int8_file):
     seg = Segmenter.from_checkpoint(int8_file, device="cpu", warmup=False)
     assert seg.backend == "onnxruntime" and seg.precision == "int8"
