@@ -11,7 +11,6 @@ of another size or encoding) is a ValueError whose message names it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,23 +24,6 @@ from bialign_ros.segmenter import SegmentationResult
 GROUND_OUTPUTS: tuple[str, ...] = ("grid", "points")
 """Outputs in metres (names in :data:`bialign_ros.node_interface.OUTPUT_TOPICS`); both need the
 confidence map."""
-
-
-@dataclass(frozen=True)
-class PoseValues:
-    """The camera's pose over the ground as the user gives it (see
-    :class:`bialign_ros.camera_geometry.CameraPose` for frames and signs)."""
-
-    height: float = 1.5
-    pitch: float = 0.0
-    roll: float = 0.0
-    x: float = 0.0
-    y: float = 0.0
-    yaw: float = 0.0
-
-    def pose(self) -> CameraPose:
-        """The checked pose; ValueError when it puts the camera on or below the ground."""
-        return CameraPose(self.height, self.pitch, self.roll, self.x, self.y, self.yaw)
 
 
 def intrinsics_from_k(k: Sequence[float], source: str = "camera_info") -> CameraIntrinsics:
@@ -65,11 +47,11 @@ class GroundOutputs:
         self._map: PixelToCellMap | None = None
         self._projector: DepthProjector | None = None
 
-    def occupancy(self, k: Sequence[float], pose: PoseValues, result: SegmentationResult,
+    def occupancy(self, k: Sequence[float], pose: CameraPose, result: SegmentationResult,
                   settings: OutputSettings) -> np.ndarray:
         """The grid (int8, ``(cells along y, cells along x)``, 0 free, 100 occupied, -1 unknown) of
         ``result`` (computed with its confidence), free space as ``settings`` defines it."""
-        self._map = PixelToCellMap.for_camera(intrinsics_from_k(k), pose.pose(), self.grid_spec,
+        self._map = PixelToCellMap.for_camera(intrinsics_from_k(k), pose, self.grid_spec,
                                               result.labels.shape, previous=self._map)
         if result.confidence is None:
             raise ValueError("the grid needs the confidence map (segment(..., confidence=True))")

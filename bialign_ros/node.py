@@ -33,10 +33,11 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, group_by
+from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.codec import fill_image, image_to_array, message_to_rgb8
 from bialign_ros.ground_grid import GridSpec
-from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs, PoseValues
+from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs
 from bialign_ros.node_diagnostics import DiagnosticsMixin
 from bialign_ros.node_ground import occupancy_grid_msg, point_cloud_msg
 from bialign_ros.node_interface import (
@@ -468,9 +469,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         if not self._intrinsics_known(cam, "grid"):
             return
         live = self._live
-        pose = PoseValues(live["camera_height"], live["camera_pitch"], live["camera_roll"], live["camera_x"],
-                          live["camera_y"], live["camera_yaw"])
-        try:
+        try:  # the pose parameters change at run time: a camera below the ground is a frame's error
+            pose = CameraPose(live["camera_height"], live["camera_pitch"], live["camera_roll"], live["camera_x"],
+                              live["camera_y"], live["camera_yaw"])
             grid = cam.ground.occupancy(cam.camera_info.k, pose, result, settings)
         except ValueError as exc:
             cam.logger.error(f"{OUTPUT_TOPICS['grid']} not published: {exc}",

@@ -22,10 +22,11 @@ from rcl_interfaces.srv import SetParameters  # noqa: E402
 from ros_harness import RosPeer, best_effort, next_domain_id, reliable, start_node, wait_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
+from bialign_ros.camera_geometry import CameraPose  # noqa: E402
 from bialign_ros.codec import fill_image  # noqa: E402
 from bialign_ros.depth_points import POINT_DTYPE  # noqa: E402
 from bialign_ros.ground_grid import GridSpec  # noqa: E402
-from bialign_ros.ground_outputs import GroundOutputs, PoseValues  # noqa: E402
+from bialign_ros.ground_outputs import GroundOutputs  # noqa: E402
 from bialign_ros.node import ERROR_LOG_THROTTLE_S  # noqa: E402
 from bialign_ros.outputs import OutputSettings  # noqa: E402
 from bialign_ros.synthetic import render_scene  # noqa: E402
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 H, W = 96, 160
 K = [80.0, 0.0, 79.5, 0.0, 80.0, 47.5, 0.0, 0.0, 1.0]
-POSE = PoseValues(height=1.4, pitch=0.25)
+POSE = CameraPose(height=1.4, pitch=0.25)
 GRID = GridSpec(length=12.0, width=8.0, resolution=0.25)
 
 

@@ -97,6 +97,8 @@ class TensorRTRunner(Runner):
         from bialign_ros.backends.torch_runner import quantized_to_host  # torch: needed here anyway
 
         check_batch(images)
+        if confidence and len(self.output_names) < 3:
+            raise ValueError("this engine has no confidence output: build it from a new export")
         torch = self._torch
         n, h, w, _ = images.shape
         x = torch.from_numpy(images).pin_memory().to(self.device, non_blocking=True)
@@ -111,8 +113,6 @@ class TensorRTRunner(Runner):
         stream = torch.cuda.current_stream(x.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
-        if confidence and len(self.output_names) < 3:
-            raise ValueError("this engine has no confidence output: build it from a new export")
         return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges),
                           quantized_to_host(conf) if confidence else None)
 

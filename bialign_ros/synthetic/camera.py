@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from bialign_ros.ground_outputs import PoseValues
+from bialign_ros.camera_geometry import CameraPose
 
 NEAR_PLANE = 0.3
 """Polygons are clipped at this camera depth (metres) before projection."""
@@ -53,11 +53,11 @@ class Camera:
         """The intrinsics as ``sensor_msgs/CameraInfo.K`` (row-major, square pixels)."""
         return [self.focal, 0.0, self.cx, 0.0, self.focal, self.cy, 0.0, 0.0, 1.0]
 
-    def pose_over_ground(self) -> PoseValues:
+    def pose_over_ground(self) -> CameraPose:
         """The camera's pose over the street as the node's ``camera_*`` parameters give it (REP 103,
         the ground frame under the camera): the street's y is up, and its yaw turns right where REP
         103's turns left; pitch (looking down) and roll (right side down) agree."""
-        return PoseValues(height=float(self.position[1]), pitch=self.pitch, roll=self.roll, yaw=-self.yaw)
+        return CameraPose(height=float(self.position[1]), pitch=self.pitch, roll=self.roll, yaw=-self.yaw)
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """Transform (N, 3) world points into camera coordinates."""
