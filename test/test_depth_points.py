@@ -137,3 +137,30 @@ def test_depth_is_matched_to_the_frame_by_nearest_stamp_within_tolerance() -> No
     assert buffer.nearest(101_000_000) is None  # the oldest went when the buffer was full
     with pytest.raises(ValueError, match="tolerance"):
         RecentByStamp(tolerance_ns=-1)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_large_frames_in_bands_give_every_valid_pixel_once_in_row_major_order(workers: int, stride: int) -> None:
+    """A frame split into row bands of 10 rows: bands with no valid pixel, every pixel valid, some valid."""
+    height, width = 301, 400
+    intrinsics = CameraIntrinsics(fx=300.0, fy=310.0, cx=199.5, cy=150.0)
+    rng = np.random.default_rng(stride)
+    millimetres = rng.integers(500, 20000, (height, width)).astype(np.uint16)
+    millimetres[rng.random((height, width)) < 0.3] = 0
+    millimetres[:25] = 0
+    millimetres[60:100] = 1234
+    labels = rng.integers(0, 19, (height, width)).astype(np.uint8)
+    confidence = rng.integers(0, 256, (height, width)).astype(np.uint8)
+    projector = DepthProjector(intrinsics, workers, band_pixels=4000)
+    points = projector.points(millimetres, "16UC1", labels, confidence, stride)
+    v, u = np.nonzero(millimetres[::stride, ::stride])
+    v, u = v * stride, u * stride
+    z = millimetres[v, u] / 1000.0
+    assert points.size == v.size
+    np.testing.assert_allclose(points["z"], z, rtol=1e-6)
+    np.testing.assert_allclose(points["x"], (u - intrinsics.cx) / intrinsics.fx * z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(points["y"], (v - intrinsics.cy) / intrinsics.fy * z, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(points["label"], labels[v, u])
+    assert np.array_equal(points["confidence"], confidence[v, u])
+    assert not pack_cloud(points).data.reshape(-1, POINT_STEP)[:, 14:].any()  # padding bytes are zero

@@ -111,7 +111,8 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
         f"Segmenter at {opts['height']}x{opts['width']}, camera at {record['node_rate_hz']:.1f} Hz for the node runs; "
         f"{hw.get('cpu', 'CPU')}, {hw.get('cores', record['threads'])} cores, "
         f"{', '.join(hw.get('cpu_features') or ['no AVX-512'])}). The costs depend on the "
-        "architecture and the image sizes, not on the values of the weights. Machines here differ by 20 % and "
+        "architecture and the image sizes, not on the values of the weights. The depth images have no return on the "
+        "sky and 10 % of the other pixels dropped, as a real sensor gives them. Machines here differ by 20 % and "
         "more between runs: compare within one run.", "",
         "| what | measured | target | |", "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
