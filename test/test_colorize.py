@@ -18,6 +18,14 @@ def test_colorize_maps_every_class_and_unknown():
     assert tuple(out[1, 0]) == (119, 11, 32)  # bicycle
 
 
+def test_colorize_is_the_palette_row_of_every_pixel_of_any_layout():
+    rng = np.random.default_rng(0)
+    palette = make_palette(rng.integers(0, 256, (40, 3)))
+    labels = rng.integers(0, 256, (61, 90), dtype=np.uint8)
+    for view in (labels, labels[::2, 1::3], labels.T):  # contiguous, strided, transposed
+        np.testing.assert_array_equal(colorize(view, palette), palette[view])
+
+
 def test_colorize_rejects_wrong_dtype():
     with pytest.raises(ValueError, match="uint8"):
         colorize(np.zeros((2, 2), np.int64), make_palette(CITYSCAPES_COLORS))

@@ -58,7 +58,8 @@ class OutputCollector(Node):
             self.create_subscription(OccupancyGrid, OUTPUT_TOPICS["grid"], self._on_grid, qos)
         for output in {*subscribe, *(("edges",) if edges else ())} - {"labels"}:
             msg_type = {"grid": OccupancyGrid, "points": PointCloud2}.get(output, Image)
-            self.create_subscription(msg_type, OUTPUT_TOPICS[output], lambda _msg: None, qos)
+            # raw: the bytes are not read, so not turned into Python messages (that costs the node CPU)
+            self.create_subscription(msg_type, OUTPUT_TOPICS[output], lambda _msg: None, qos, raw=True)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
     def _on_labels(self, msg: Image) -> None:
