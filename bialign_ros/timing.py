@@ -30,16 +30,24 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 def time_calls(fn: Callable[[], object], iters: int, warmup: int) -> dict[str, float]:
     """Call ``fn`` ``warmup`` times untimed, then ``iters`` times timed; the :func:`latency_summary`."""
+    return time_alternating([fn], iters, warmup)[0]
+
+
+def time_alternating(fns: Sequence[Callable[[], object]], iters: int, warmup: int) -> list[dict[str, float]]:
+    """Like :func:`time_calls` for several functions called in turn (a, b, a, b, ...), so that other
+    load on the machine, which comes in bursts, falls on each alike; one summary per function."""
     if iters < 1 or warmup < 0:
         raise ValueError(f"need iters >= 1 and warmup >= 0, got {iters} and {warmup}")
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return latency_summary(times)
+        for fn, took in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            took.append(time.perf_counter() - t0)
+    return [latency_summary(took) for took in times]
 
 
 def peak_rss_mb() -> float:

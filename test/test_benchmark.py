@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import onnx
@@ -22,7 +23,7 @@ from bialign_ros.cli.benchmark import parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
 from bialign_ros.segmenter import Segmenter
-from bialign_ros.timing import latency_summary, time_calls
+from bialign_ros.timing import latency_summary, time_alternating, time_calls
 
 TINY = ConvStack(layers=2, channels=32, height=16, width=32)
 
@@ -67,6 +68,14 @@ def test_latency_statistics():
         latency_summary([])
     with pytest.raises(ValueError, match="iters >= 1"):
         time_calls(lambda: None, iters=0, warmup=0)
+
+
+def test_alternating_timing_calls_in_turn_and_times_each_function_alone():
+    calls = []
+    fast, slow = (lambda: calls.append("a")), (lambda: (calls.append("b"), time.sleep(0.02)))
+    a, b = time_alternating([fast, slow], iters=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert a["n"] == b["n"] == 3 and a["mean_ms"] < 5.0 <= 20.0 <= b["mean_ms"]
 
 
 def test_sizes_parse():

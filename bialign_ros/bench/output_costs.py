@@ -2,8 +2,8 @@
 points per frame, and the node's delivered rate with every output subscribed.
 
 1. The Segmenter on one synthetic frame: labels and edges (what the node computes for labels,
-   edges, colour and overlay) against labels, edges, confidence and free space; the ratio of the
-   mean frame times is the overhead.
+   edges, colour and overlay) against labels, edges, confidence and free space, called in turn;
+   the ratio of the mean frame times is the overhead.
 2. The grid and the points of one frame (:func:`bialign_ros.geometry_costs.measure_geometry_costs`).
 3. The node through DDS (:mod:`bialign_ros.bench.node_harness`), with only the labels subscribed
    and with every output subscribed (camera_info and a depth image with every frame), in
@@ -27,7 +27,7 @@ from bialign_ros.outputs import IMAGE_OUTPUTS, OutputSettings
 from bialign_ros.ros_domains import pick_domain_id
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
-from bialign_ros.timing import hardware_summary, time_calls
+from bialign_ros.timing import hardware_summary, time_alternating
 
 TARGETS = {"segmenter_overhead": 0.05, "grid_ms": 5.0, "points_ms": 10.0, "node_ratio": 0.9}
 """Upper bounds (overhead, milliseconds) and the lower bound of the node's rate ratio."""
@@ -63,8 +63,8 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
         settings.free_space(result, seg.meta.class_names)
         result.confidence_u8()
 
-    base = time_calls(lambda: seg.segment(image, edges=True), opts.iters, opts.warmup)
-    planner = time_calls(with_planner_maps, opts.iters, opts.warmup)
+    base, planner = time_alternating([lambda: seg.segment(image, edges=True), with_planner_maps], opts.iters,
+                                     opts.warmup)
     geometry = measure_geometry_costs(opts.geometry_height, opts.geometry_width)
     rate = opts.node_rate or 1.5 * 1000.0 / base["mean_ms"]
     spec = NodeSpec(opts.weights, device="cpu", backend=seg.backend)
