@@ -2,7 +2,7 @@
 #   make bench   measures the machine's convolution peaks, exports and quantises the trained demo
 #                weights (cached in $(BENCH_DIR)), then times the bare model, the Segmenter and the
 #                node at each size; writes docs/benchmarks.md and docs/benchmarks_fps.png, and (bench-outputs)
-#                docs/benchmarks_outputs.md.
+#                docs/benchmarks_outputs.md and docs/benchmarks_outputs_torch.md.
 # BENCH_WEIGHTS=your.pt benchmarks your own checkpoint; the default (make bench-weights: the demo
 # weights fine-tuned for full-resolution input) is trained on first use.
 BENCH_WEIGHTS ?= .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
@@ -17,7 +17,8 @@ OUTPUTS_INT8 := $(OUTPUTS_DIR)/$(basename $(notdir $(BENCH_WEIGHTS))).int8.onnx
 .PHONY: bench bench-outputs
 
 # What the planner outputs cost (confidence, free space, grid, points, the node with every output
-# subscribed), on ONNX Runtime int8 at 512x1024: docs/benchmarks_outputs.md. The costs depend on the
+# subscribed) at 512x1024, on ONNX Runtime int8 (docs/benchmarks_outputs.md) and on the .pt file itself,
+# the torch path users get by default (docs/benchmarks_outputs_torch.md). The costs depend on the
 # architecture, not on the weights' values.
 bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 	rm -rf $(OUTPUTS_DIR)/calib
@@ -26,6 +27,8 @@ bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 		--height 512 --width 1024
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(OUTPUTS_INT8) --height 512 --width 1024 \
 		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs.json --markdown docs/benchmarks_outputs.md
+	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(BENCH_WEIGHTS) --height 512 --width 1024 \
+		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown docs/benchmarks_outputs_torch.md
 
 bench: bench-outputs $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.benchmark --weights $(BENCH_WEIGHTS) --configs $(BENCH_CONFIGS) \

@@ -90,7 +90,7 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
 
 
 def output_costs_markdown(record: dict[str, Any]) -> str:
-    """The record as the Markdown section of docs/benchmarks_outputs.md, each figure against its target."""
+    """The record as a Markdown page (docs/benchmarks_outputs*.md), each figure against its target."""
     opts, seg, geo = record["options"], record["segmenter"], record["geometry"]
     node = record["node"]
 
@@ -117,7 +117,7 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
                  verdict(record["node_ratio"] >= TARGETS["node_ratio"])))
     hw = record["hardware"]
     lines = [
-        "# What the planner outputs cost", "",
+        f"# What the planner outputs cost: {record['backend']}, {Path(opts['weights']).suffix} weights", "",
         f"`bialign_benchmark --output-costs` ({Path(opts['weights']).name}, backend {record['backend']}, "
         f"Segmenter at {opts['height']}x{opts['width']}, camera at {record['node_rate_hz']:.1f} Hz for "
         f"{len(record.get('node_pair_ratios', [])) or 1} pair(s) of {opts.get('node_seconds', 0):g} s node runs; "
