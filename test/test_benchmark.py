@@ -208,7 +208,7 @@ def test_output_costs_table_holds_each_figure_against_its_target():
     summary = {"mean_ms": 2.0}
     record = {
         "options": {"weights": "/w/m.int8.onnx", "height": 512, "width": 1024, "geometry_height": 1024,
-                    "geometry_width": 2048},
+                    "geometry_width": 2048, "node_pairs": 2, "node_seconds": 20.0},
         "backend": "onnxruntime", "hardware": {"cpu": "Test CPU", "cores": 2}, "threads": 2, "node_rate_hz": 12.0,
         "segmenter": {"labels_edges": {"mean_ms": 100.0}, "with_confidence_and_free_space": {"mean_ms": 104.0},
                       "overhead": 0.04},

@@ -112,7 +112,7 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
     rows.append(("node delivered rate, every output / labels only",
                  f"{node['every_output']['delivered_hz']:.2f} / {node['labels_only']['delivered_hz']:.2f} Hz = "
                  f"{record['node_ratio']:.2f} (pairs of runs: "
-                 f"{', '.join(f'{r:.2f}' for r in record.get('node_pair_ratios', []))})",
+                 f"{', '.join(f'{r:.2f}' for r in record['node_pair_ratios'])})",
                  f">= {TARGETS['node_ratio']:g}",
                  verdict(record["node_ratio"] >= TARGETS["node_ratio"])))
     hw = record["hardware"]
@@ -120,7 +120,7 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
         f"# What the planner outputs cost: {record['backend']}, {Path(opts['weights']).suffix} weights", "",
         f"`bialign_benchmark --output-costs` ({Path(opts['weights']).name}, backend {record['backend']}, "
         f"Segmenter at {opts['height']}x{opts['width']}, camera at {record['node_rate_hz']:.1f} Hz for "
-        f"{len(record.get('node_pair_ratios', [])) or 1} pair(s) of {opts.get('node_seconds', 0):g} s node runs; "
+        f"{opts['node_pairs']} pair(s) of {opts['node_seconds']:g} s node runs; "
         f"{hw.get('cpu', 'CPU')}, {hw.get('cores', record['threads'])} cores, "
         f"{', '.join(hw.get('cpu_features') or ['no AVX-512'])}). The costs depend on the "
         "architecture and the image sizes, not on the values of the weights. The depth images have no return on the "
