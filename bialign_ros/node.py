@@ -527,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the node until Ctrl-C/SIGTERM; returns the process exit code."""
     profile = use_transport_profile()
     rclpy.init(args=sys.argv if argv is None else argv)
+    # Built before anything can log readiness: a Ctrl-C inside its constructor leaves a
+    # half-built executor whose finaliser prints a traceback.
+    executor = SingleThreadedExecutor()
     node = None
     try:
         node = BiAlignNode()
@@ -536,7 +539,6 @@ def main(argv: list[str] | None = None) -> int:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 return 1 if node.context.ok() else 0  # not ok: interrupted while loading
             node.trigger_activate()
-        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except ParamError as exc:
