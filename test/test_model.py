@@ -266,6 +266,30 @@ def test_flow_warp_samples_coarse_input_on_fine_grid():
     torch.testing.assert_close(out, F.grid_sample(coarse, grid, align_corners=False), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_flow_warp_under_autocast_samples_the_float32_positions(dtype):
+    """Under mixed precision the features arrive in the autocast dtype; the grid and the
+    sampling stay float32, so the result is the float32 warp of the same inputs, rounded once.
+    At 256 columns (1/8 of a 2048-wide frame) a grid built in bfloat16 misses by up to 1/4 px."""
+    x = seeded_input((1, 8, 128, 256), seed=3).to(dtype)
+    flow = (seeded_input((1, 2, 128, 256), seed=4) * 3).to(dtype)
+    reference = flow_warp(x.float(), flow.float()).to(dtype)
+    with torch.autocast("cpu", dtype=dtype):
+        out = flow_warp(x, flow)
+    assert out.dtype == dtype
+    assert torch.equal(out, reference)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_flow_warp_under_cuda_autocast_samples_the_float32_positions():
+    x = seeded_input((1, 8, 128, 256), seed=3).cuda().half()
+    flow = (seeded_input((1, 2, 128, 256), seed=4) * 3).cuda().half()
+    reference = flow_warp(x.float(), flow.float()).half()
+    with torch.autocast("cuda", dtype=torch.float16):
+        out = flow_warp(x, flow)
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-3)
+
+
 def backbone_file(arch: str) -> dict[str, torch.Tensor]:
     """An ImageNet-style backbone file: backbone keys without counters, plus a classifier."""
     sd = {k: v for k, v in build_model(arch).backbone.state_dict().items() if "num_batches" not in k}
