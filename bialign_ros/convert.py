@@ -38,14 +38,27 @@ def read_source(path: str | Path, trust: bool = False) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         raise ConversionError(
-            f"{path} holds objects beyond tensors and plain containers; if you trust the file, "
-            f"convert it with --trust-source ({exc})"
+            f"{path} holds objects beyond tensors and plain containers (e.g. numpy scalars in its "
+            f"training metadata); if you trust the file, pass --trust-source ({exc})"
         ) from exc
     except Exception as exc:
         raise ConversionError(f"cannot read {path}: {exc}") from exc
     if not isinstance(obj, dict):
         raise ConversionError(f"{path} does not hold a dict of weights (found {type(obj).__name__})")
     return obj
+
+
+def state_dict_of(obj: dict[str, Any], src: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded weights file: unwrapped from ``state_dict``/``model`` entries (at
+    any depth) and from DataParallel's ``module.`` prefix; anything else that is not a tensor
+    raises :class:`ConversionError` naming it."""
+    state = obj
+    while (inner := next((state[k] for k in ("state_dict", "model") if isinstance(state.get(k), dict)), None)):
+        state = inner
+    other = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if other:
+        raise ConversionError(f"{src}: the weights hold non-tensor entries: {_short(other)}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def _plain_number(value: Any) -> Any:
@@ -68,10 +81,7 @@ def detect_arch(keys: list[str]) -> str:
 def convert(src: str | Path, dst: str | Path, arch: str | None = None, trust: bool = False) -> ModelMeta:
     """Convert ``src`` into a bialign_ros checkpoint at ``dst`` and return its metadata."""
     obj = read_source(src, trust)
-    state = obj.get("state_dict", obj)
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConversionError(f"{src}: 'state_dict' holds non-tensor entries")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = state_dict_of(obj, src)
     detected = detect_arch(list(state))
     if arch is None:
         arch = detected

@@ -33,3 +33,12 @@ def test_tool_table_lists_every_console_script():
     declared = set(re.findall(r'"(bialign_\w+) = bialign_ros[\w.]*:main"', (ROOT / "setup.py").read_text()))
     assert len(declared) >= 14
     assert declared == listed, f"missing from README: {declared - listed}; not console scripts: {listed - declared}"
+
+
+def test_training_readme_names_every_module_and_config():
+    text = (ROOT / "training" / "README.md").read_text()
+    table = text[text.index("| module | what it holds |"):text.index("\n\n", text.index("| module | what it holds |"))]
+    names = set(_named(table))
+    modules = {p.name for p in (ROOT / "training").glob("*.py") if p.name != "__init__.py"}
+    configs = {p.name for p in (ROOT / "training" / "configs").glob("*.yaml")}
+    assert modules | configs <= names, f"training/README.md does not name {sorted((modules | configs) - names)}"

@@ -1,6 +1,7 @@
 """Each term of the edge-guided hard pixel mining loss against values computed by hand."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -81,6 +82,22 @@ def test_balanced_bce_double_sigmoid_as_the_authors():
     assert balanced_edge_bce(wrong, target).item() > 9
 
 
+@pytest.mark.parametrize(("x", "target", "low", "high"), [
+    (0.0, 1.0, 5.0, 5.5), (0.0, 0.0, 3.0, 3.5),  # at 0: 3-5x weaker
+    (-3.0, 1.0, 40, 50), (3.0, 0.0, 25, 35), (-4.0, 1.0, 100, 120),  # confidently wrong: far weaker
+])
+def test_double_sigmoid_gradient_against_the_proper_bce(x, target, low, high):
+    """The gradient on an edge logit under the authors' loss, against the BCE on logits."""
+    def grad(on_probabilities):  # beside a pixel of the other class, so both class weights are 1/2
+        xs = torch.tensor([[[[x, 0.0]]]], requires_grad=True)
+        balanced_edge_bce(xs, torch.tensor([[[[target, 1 - target]]]]), on_probabilities).backward()
+        return xs.grad[0, 0, 0, 0].item()
+
+    proper, double = grad(False), grad(True)
+    assert proper * double > 0  # same direction
+    assert low < proper / double < high
+
+
 def test_balanced_bce_shape_mismatch_is_named():
     with pytest.raises(ValueError, match="differ in shape"):
         balanced_edge_bce(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))
@@ -108,8 +125,10 @@ def test_total_is_weighted_sum_of_terms():
     assert terms["main"].item() == pytest.approx(ohem(out["main"], labels, 0.7, 7).item())
     assert terms["aux16"].item() == pytest.approx(0.3 * ohem(out["aux16"], labels, 0.7, 7).item())
     assert terms["aux8"].item() == pytest.approx(0.3 * ohem(out["aux8"], labels, 0.7, 7).item())
-    edge = balanced_edge_bce(out["edge_logits"], edges[:, None])
+    edge = balanced_edge_bce(out["edge_logits"], edges[:, None], on_probabilities=True)  # the authors' default
     assert terms["edge"].item() == pytest.approx(25 * edge.item())
+    proper = edge_guided_loss(out, labels, edges, replace(cfg, edge_bce_on_probabilities=False))["edge"]
+    assert proper.item() == pytest.approx(25 * balanced_edge_bce(out["edge_logits"], edges[:, None]).item())
     # Only 10 pixels pass the 0.8 edge threshold (< min_kept 5000): plain CE over them.
     ce = torch.nn.functional.cross_entropy(out["main"], labels, ignore_index=255, reduction="none")
     assert terms["edge_ohem"].item() == pytest.approx(ce[1, 2:, :].mean().item(), rel=1e-6)

@@ -1,30 +1,86 @@
 """ImageNet backbone weights initialise the training model; bad files are named."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
 from bialign_ros.checkpoint import ModelMeta, save_checkpoint
 from bialign_ros.model import build_model
-from training.config import load_config
+from training.backbone import read_backbone_file
+from training.config import ConfigError, load_config
 from training.distributed import DistContext
-from training.train import build_training_model, read_backbone_file
+from training.train import build_training_model, config_from_args, get_args_parser, train
+from training.train import main as train_main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 
 
-def test_backbone_file_with_prefix_and_classifier_initialises_the_backbone(tmp_path):
+def _layouts(source: dict) -> dict[str, object]:
+    """One backbone in the layouts ImageNet DFNet files come in."""
+    fc = {"fc.weight": torch.zeros(3, 2), "fc.bias": torch.zeros(3)}
+    return {
+        "flat": source | fc,
+        "state_dict": {"state_dict": source | fc, "epoch": 90},
+        "model": {"model": source | fc, "epoch": 90},
+        "module": {"state_dict": {f"module.{k}": v for k, v in (source | fc).items()}},
+        "nested": {"model": {"state_dict": source}},
+        "backbone prefix": {f"backbone.{k}": v for k, v in source.items()} | {"head.weight": torch.zeros(2)},
+    }
+
+
+@pytest.mark.parametrize("layout", ["flat", "state_dict", "model", "module", "nested", "backbone prefix"])
+def test_backbone_file_layouts_initialise_the_backbone(tmp_path, layout, capsys):
     torch.manual_seed(1)
     source = build_model().backbone.state_dict()
-    # As a DataParallel ImageNet classifier would save it: prefixed keys and a classifier head.
-    state = {f"module.{k}": v for k, v in source.items()} | {"module.fc.weight": torch.zeros(3, 2)}
-    wrapped = {"state_dict": state}
     path = tmp_path / "df2_imagenet.pth"
-    torch.save(wrapped, path)
-    assert set(read_backbone_file(path)) == set(source) | {"fc.weight"}
+    torch.save(_layouts(source)[layout], path)
+    assert set(read_backbone_file(path)) >= set(source)
 
     cfg = load_config(None, [f"model.backbone_weights={path}"])
     model, bare = build_training_model(cfg, DistContext())
     assert model is bare
     loaded = bare.backbone.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in source.items())
+    log = capsys.readouterr().out
+    assert f"backbone weights: {len(source)} tensors from {path}" in log
+    if layout in ("flat", "state_dict", "model", "module"):
+        assert "ignored 2 other keys (fc.bias, fc.weight)" in log
+
+
+def test_numpy_scalars_need_trust_source(tmp_path):
+    """Files saved with numpy training metadata (accuracy, epoch) need full unpickling."""
+    source = build_model().backbone.state_dict()
+    path = tmp_path / "df2_imagenet.pth"
+    torch.save({"state_dict": source, "best_acc1": np.float64(0.71), "epoch": np.int64(120)}, path)
+    with pytest.raises(ValueError, match="pass --trust-source"):
+        read_backbone_file(path)
+    assert set(read_backbone_file(path, trust_source=True)) == set(source)
+    args = get_args_parser().parse_args(["--backbone-weights", str(path), "--trust-source"])
+    cfg = config_from_args(args)
+    assert cfg.model.backbone_trust_source and cfg.model.backbone_weights == str(path)
+    build_training_model(cfg, DistContext())
+
+
+def test_starting_without_a_backbone_is_an_error_unless_asked_for(tmp_path):
+    from bialign_ros.synthetic import write_cityscapes
+
+    root = tmp_path / "data"
+    write_cityscapes(root, split="train", num_images=4, height=64, width=128, seed=0, progress=False)
+    common = ["--data-root", str(root), "--out-dir", str(tmp_path / "run"), "--device", "cpu",
+              "--iterations", "1", "--no-progress", "--set", "optim.batch_size=2",
+              "--set", "optim.batch_per_device=2", "--set", "data.crop_size=64", "--set", "data.workers=0",
+              "--set", "val_every=0", "--set", "ckpt_every=0", "--set", "log_every=0"]
+    for config in ("cityscapes_bialign_dfnet2.yaml", "cityscapes_bialign_dfnet2_improved.yaml"):
+        with pytest.raises(ConfigError, match=r"df2_imagenet\.pth.*--set model\.backbone_weights=none"):
+            train(config_from_args(get_args_parser().parse_args(["--config", str(CONFIGS / config), *common])),
+                  DistContext(), progress=False)
+    with pytest.raises(ConfigError, match=r"df1_imagenet\.pth"):
+        train(config_from_args(get_args_parser().parse_args([*common, "--set", "model.arch=bialign_dfnet1"])),
+              DistContext(), progress=False)
+    assert train_main([*common, "--set", "model.backbone_weights=none"]) == 0
+    assert (tmp_path / "run" / "final.pt").is_file()
 
 
 def test_bad_backbone_files_are_named(tmp_path):

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from bialign_ros.classes import CITYSCAPES_CLASSES, IMAGENET_MEAN, IMAGENET_STD
+from training.class_table import cityscapes_table
 from training.config import load_config
 from training.data import (
-    CityscapesEvalSet,
-    CityscapesTrainSet,
     DatasetError,
+    EvalSet,
+    TrainSet,
     find_samples,
-    label_id_to_train_id_lut,
 )
 from training.edges import edges_from_labels
 from training.sampler import (
@@ -25,6 +25,7 @@ from training.sampler import (
     load_centroid_index,
     save_centroid_index,
     tile_centroids,
+    tile_offsets,
 )
 from training.transforms import TrainAugmentation, color_jitter, gaussian_blur, normalize, random_crop
 
@@ -59,7 +60,7 @@ def root(tmp_path):
 def test_label_mapping_comes_from_cityscapesscripts_and_agrees_with_class_table():
     from cityscapesscripts.helpers.labels import labels
 
-    lut = label_id_to_train_id_lut()
+    lut = cityscapes_table().lut
     for train_id, info in enumerate(CITYSCAPES_CLASSES):
         assert lut[info.label_id] == train_id, info.name
     void_ids = [lab.id for lab in labels if lab.id >= 0 and lab.trainId in (255, -1)]
@@ -83,7 +84,7 @@ def test_missing_data_is_named(root):
 
 
 def test_eval_set_maps_label_ids_to_train_ids(root):
-    item = CityscapesEvalSet(find_samples(root, "train"))[0]
+    item = EvalSet(find_samples(root, "train"))[0]
     assert item["name"] == "aachen_000000_000019"
     assert item["image"].dtype == torch.uint8 and item["image"].shape == (48, 96, 3)
     assert tuple(item["image"][47, 0].tolist()) == (128, 64, 128)  # RGB order
@@ -95,10 +96,10 @@ def test_eval_set_maps_label_ids_to_train_ids(root):
 
 def _train_set(root, **kw):
     samples = find_samples(root, "train")
-    lut = label_id_to_train_id_lut()
+    lut = cityscapes_table().lut
     centroids = build_centroid_index([lut[cv2.imread(str(s.label), -1)] for s in samples], 19, 32)
     aug = TrainAugmentation(crop_size=32, **kw)
-    return CityscapesTrainSet(samples, aug, centroids, 19, class_uniform_pct=0.5, seed=5)
+    return TrainSet(samples, aug, centroids, class_uniform_pct=0.5, seed=5)
 
 
 def test_train_items_are_normalised_crops_with_edges(root):
@@ -130,8 +131,8 @@ def test_the_config_data_section_is_the_augmentation(root):
     assert TrainAugmentation() == TrainAugmentation(**{k: getattr(load_config(None).data, k)
                                                        for k in TrainAugmentation.__dataclass_fields__})
     samples = find_samples(root, "train")
-    train_set = CityscapesTrainSet(samples, cfg.data, build_centroid_index([], 19, 32), 19,
-                                   class_uniform_pct=0.0, seed=5)
+    train_set = TrainSet(samples, cfg.data, build_centroid_index([], 19, 32),
+                         class_uniform_pct=0.0, seed=5)
     assert train_set[0]["image"].shape == (3, 24, 24)
 
 
@@ -203,14 +204,28 @@ def test_edges_follow_class_boundaries_only():
     assert edges_from_labels(labels, 19, width=4).sum() > edges_from_labels(labels, 19, width=2).sum()
 
 
-def test_tile_centroids_cover_the_whole_image():
+def test_tile_centroids_cover_the_whole_image_with_all_tiles():
     labels = np.full((6, 10), 255, np.uint8)
     labels[0:2, 0:4] = 1
     labels[:, 8:] = 2  # only in the partial right-hand tiles
-    found = tile_centroids(labels, 19, tile=4)
+    found = tile_centroids(labels, 19, tile=4, all_tiles=True)
     assert found[1] == [(1, 0)]
     assert sorted(found[2]) == [(8, 1), (8, 4)]
     assert 255 not in found
+
+
+def test_authors_tiles_are_the_whole_tiles_of_the_leftmost_column():
+    """Their loops run over H // tile rows and W // W = 1 column: a 1024 x 2048 Cityscapes label
+    map with 1024-pixel tiles gives centroids from its left half only."""
+    labels = np.full((1024, 2048), 255, np.uint8)
+    labels[:, :1024] = 0
+    labels[:, 1024:] = 1  # right half: never a centroid
+    assert tile_offsets(1024, 2048, 1024, all_tiles=False) == [(0, 0)]
+    found = tile_centroids(labels, 19, tile=1024)
+    assert found == {0: [(511, 511)]}
+    assert tile_offsets(1024, 2048, 1024, all_tiles=True) == [(0, 0), (0, 1024)]
+    assert tile_offsets(10, 6, 4, all_tiles=False) == [(0, 0), (4, 0)]  # the partial row is skipped
+    assert tile_offsets(3, 8, 4, all_tiles=False) == []
 
 
 def test_epoch_plan_proportions():

@@ -11,8 +11,8 @@ import torch
 
 from bialign_ros.checkpoint import load_checkpoint
 from bialign_ros.model import build_model
-from training.config import load_config
-from training.data import CityscapesEvalSet, find_samples
+from training.config import ModelConfig, load_config
+from training.data import EvalSet, find_samples
 from training.distributed import DistContext
 from training.scalars import read_scalars
 from training.train import sync_batchnorm, validate
@@ -45,17 +45,18 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_sync_batchnorm_converts_every_batchnorm_for_gpus():
+def test_sync_batchnorm_can_convert_every_batchnorm_for_gpus():
     model = build_model()
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     keys = set(model.state_dict())
     gpus = DistContext(rank=0, world_size=2, device=torch.device("cuda", 0))
-    synced = sync_batchnorm(model, True, gpus)
+    synced = sync_batchnorm(model, ModelConfig(sync_bn_in_blocks=True), gpus)
     assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == n_bn
     assert not any(type(m) is torch.nn.BatchNorm2d for m in synced.modules())
     assert set(synced.state_dict()) == keys  # checkpoints still load into the runtime's model
     cpus = DistContext(rank=0, world_size=2, device=torch.device("cpu"))
-    for unsynced in (sync_batchnorm(build_model(), True, cpus), sync_batchnorm(build_model(), False, gpus)):
+    for unsynced in (sync_batchnorm(build_model(), ModelConfig(), cpus),
+                     sync_batchnorm(build_model(), ModelConfig(sync_bn=False), gpus)):
         assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in unsynced.modules())
 
 
@@ -75,7 +76,7 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path, data_root):
     script.write_text(WORKER)
     run_dir = tmp_path / "run"
     overrides = [
-        f"data.root={data_root}", f"out_dir={run_dir}", "device=cpu", "seed=3",
+        f"data.root={data_root}", f"out_dir={run_dir}", "device=cpu", "seed=3", "model.backbone_weights=none",
         "data.crop_size=64", "data.workers=0", "data.class_uniform_tile=64",
         "optim.iterations=3", "optim.batch_size=8", "optim.batch_per_device=2",  # 2 micro-batches per process
         "loss.ohem_min_kept=500", "loss.edge_ohem_min_kept=100",
@@ -112,6 +113,6 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path, data_root):
     # Validation at the last step ran on one image per process; the confusion matrices summed
     # across the processes give the mIoU that one process computes over both images.
     ddp_miou = [r["val/miou"] for r in read_scalars(run_dir / "scalars.jsonl") if "val/miou" in r]
-    single = validate(model, CityscapesEvalSet(find_samples(data_root, "val")), load_config(None, overrides),
+    single = validate(model, EvalSet(find_samples(data_root, "val")), load_config(None, overrides),
                       DistContext(), progress=False)
     assert ddp_miou == [pytest.approx(single["miou"], abs=1e-12)]

@@ -13,7 +13,7 @@ from bialign_ros.checkpoint import ModelMeta, save_checkpoint
 from bialign_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_NAMES
 from bialign_ros.model import build_model
 from training import evaluate
-from training.config import load_config
+from training.config import EvalConfig, load_config
 from training.distributed import DistContext
 from training.train import train
 
@@ -28,6 +28,7 @@ def trained(tmp_path_factory):
     write_cityscapes(root, split="val", num_images=3, height=64, width=128, seed=2, progress=False)
     cfg = load_config(None, [
         f"data.root={root}", f"out_dir={root / 'run'}", "device=cpu", "data.crop_size=64", "data.workers=0",
+        "model.backbone_weights=none",
         "data.class_uniform_tile=64", "optim.iterations=12", "optim.batch_size=4", "optim.lr=0.05",
         "loss.ohem_min_kept=1000", "val_every=0", "ckpt_every=0",
     ])
@@ -87,28 +88,47 @@ def test_multiscale_flip_evaluation(trained, tmp_path):
     assert not any((out / "pred").iterdir())
 
 
-def test_predict_probabilities_averages_views():
+def test_predict_scores_averages_views_as_the_protocol_says():
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3, 5, 1)  # pointwise, so mirroring commutes with it
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1)  # 3x3: mirroring does not commute with it
 
     def forward(x):
         return conv(x)
 
     x = torch.randn(1, 3, 16, 24)
     with torch.no_grad():
-        single = evaluate.predict_probabilities(forward, x)
-        flipped = evaluate.predict_probabilities(forward, x, flip=True)
-        multi = evaluate.predict_probabilities(forward, x, scales=(0.5, 1.0, 1.5), flip=True)
-    torch.testing.assert_close(single, conv(x).softmax(1))
-    torch.testing.assert_close(flipped, single)
+        single = evaluate.predict_scores(forward, x, EvalConfig(flip=False))
+        authors = evaluate.predict_scores(forward, x)  # flip-averaged logits
+        probs = evaluate.predict_scores(forward, x, EvalConfig(flip=True, average="probabilities"))
+        multi = evaluate.predict_scores(forward, x, EvalConfig(scales=(0.5, 1.0, 1.5), average="probabilities"))
+        torch.testing.assert_close(single, conv(x))
+        torch.testing.assert_close(authors, (conv(x) + conv(x.flip(-1)).flip(-1)) / 2)
+        torch.testing.assert_close(probs, (conv(x).softmax(1) + conv(x.flip(-1)).flip(-1).softmax(1)) / 2)
     assert multi.shape == (1, 5, 16, 24)
     torch.testing.assert_close(multi.sum(1), torch.ones(1, 16, 24))
 
 
-def test_non_cityscapes_checkpoint_is_refused(trained, tmp_path):
+def test_protocol_comes_from_the_checkpoint_then_the_flags():
+    parser = evaluate.get_args_parser()
+
+    def protocol(training, *flags):
+        return evaluate.eval_protocol(training, parser.parse_args(["--weights", "w", "--data-root", "r",
+                                                                  "--out-dir", "o", *flags]))
+
+    assert protocol({}) == EvalConfig(flip=True, scales=(1.0,), average="logits")  # the authors' script
+    recorded = {"config": {"eval": {"flip": False, "scales": [1.0], "average": "probabilities"}}}
+    assert protocol(recorded) == EvalConfig(flip=False, average="probabilities")
+    assert protocol(recorded, "--flip", "--scales", "0.75", "1.25") == EvalConfig(
+        flip=True, scales=(0.75, 1.25), average="probabilities")
+    assert protocol({}, "--no-flip", "--average", "probabilities").flip is False
+    with pytest.raises(SystemExit, match="--scales must be positive"):
+        protocol({}, "--scales", "0")
+
+
+def test_a_checkpoint_of_other_classes_is_refused(trained, tmp_path):
     root, _ = trained
     meta = ModelMeta(class_names=("a", "b", "c"), class_colors=((0, 0, 0),) * 3)
     weights = save_checkpoint(tmp_path / "three.pt", build_model(num_classes=3).state_dict(), meta)
-    with pytest.raises(SystemExit, match="needs the 19 Cityscapes classes"):
+    with pytest.raises(SystemExit, match=r"predicts 3 classes a, b, c, but the data set .* labelled with 19: road"):
         evaluate.main(["--weights", str(weights), "--data-root", str(root), "--device", "cpu",
                        "--out-dir", str(tmp_path / "x")])

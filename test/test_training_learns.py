@@ -10,7 +10,7 @@ import torch
 from bialign_ros.metrics import ConfusionMatrix, mean_iou, pixel_accuracy
 from training import evaluate
 from training.config import load_config
-from training.data import CityscapesEvalSet, find_samples
+from training.data import EvalSet, find_samples
 from training.distributed import DistContext
 from training.train import train
 
@@ -19,7 +19,7 @@ HEIGHT, WIDTH = 64, 128
 
 def _majority_baseline(root) -> tuple[float, float]:
     """mIoU and pixel accuracy of predicting the most frequent class everywhere."""
-    labels = [item["labels"].numpy() for item in CityscapesEvalSet(find_samples(root, "val"))]
+    labels = [item["labels"].numpy() for item in EvalSet(find_samples(root, "val"))]
     counts = np.bincount(np.concatenate([lab.ravel() for lab in labels]), minlength=256)[:19]
     cm = ConfusionMatrix(19)
     for lab in labels:
@@ -45,7 +45,7 @@ def test_training_learns_synthetic_scenes(tmp_path, one_thread):
     write_cityscapes(root, split="train", num_images=32, height=HEIGHT, width=WIDTH, seed=0, progress=False)
     write_cityscapes(root, split="val", num_images=8, height=HEIGHT, width=WIDTH, seed=500, progress=False)
     cfg = load_config(None, [
-        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0",
+        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0", "model.backbone_weights=none",
         "data.crop_size=64", "data.scale_min=0.75", "data.scale_max=1.5", "data.workers=1",
         "data.class_uniform_tile=64", "optim.optimizer=adamw", "optim.lr=0.003", "optim.iterations=300",
         "optim.batch_size=8", "optim.batch_per_device=8", "loss.ohem_min_kept=1000",

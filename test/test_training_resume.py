@@ -36,7 +36,7 @@ def _command(data_root: Path, out_dir: Path) -> list[str]:
         "--set", "optim.batch_size=4", "--set", "data.crop_size=64", "--set", "data.workers=0",
         "--set", "data.class_uniform_tile=64", "--set", "loss.ohem_min_kept=1000",
         "--set", "loss.edge_ohem_min_kept=100", "--set", "val_every=0", "--set", "ckpt_every=1",
-        "--set", "log_every=1", "--set", "seed=11",
+        "--set", "log_every=1", "--set", "seed=11", "--set", "model.backbone_weights=none",
     ]
 
 

@@ -4,8 +4,9 @@ Class-uniform sampling (the authors' ``datasets/uniform.py`` idea): every label 
 tiles; for every class present in a tile the centre of mass of its pixels is recorded. Each
 epoch, a fraction ``pct`` of the samples is a crop around a random centroid of each class in
 turn (rare classes are seen as often as common ones); the rest are random crops of random
-images. The authors' tiling covers only the leftmost tile column of every image (a loop bound
-bug); here the tiles cover the whole image, including partial tiles at its right and bottom.
+images. The authors' tiling covers only the whole tiles of the leftmost tile column of every
+image (a loop bound bug): the default, kept to reproduce their training. ``all_tiles`` covers
+the whole image, including partial tiles at its right and bottom.
 """
 
 from __future__ import annotations
@@ -27,33 +28,43 @@ PlanItem = tuple[int, Centroid | None]
 """One sample of an epoch: an image index and the centroid its crop must contain, if any."""
 
 
-def tile_centroids(train_ids: np.ndarray, num_classes: int, tile: int) -> dict[int, list[Centroid]]:
-    """Centroids ``(x, y)`` of every class in every ``tile x tile`` tile of one label map."""
-    h, w = train_ids.shape
+def tile_offsets(h: int, w: int, tile: int, all_tiles: bool) -> list[tuple[int, int]]:
+    """Top-left corners ``(y, x)`` of the tiles of an H x W map: every tile, partial ones
+    included, or the authors' whole tiles of the leftmost column (none when ``h < tile``)."""
+    if all_tiles:
+        return [(y, x) for y in range(0, h, tile) for x in range(0, w, tile)]
+    return [(y, 0) for y in range(0, (h // tile) * tile, tile) if w >= tile]
+
+
+def tile_centroids(
+    train_ids: np.ndarray, num_classes: int, tile: int, all_tiles: bool = False
+) -> dict[int, list[Centroid]]:
+    """Centroids ``(x, y)`` of every class in every tile (see :func:`tile_offsets`) of one label map."""
     found: dict[int, list[Centroid]] = {}
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            patch = train_ids[y0 : y0 + tile, x0 : x0 + tile]
-            for class_id in np.unique(patch):
-                if class_id >= num_classes:
-                    continue
-                ys, xs = np.nonzero(patch == class_id)
-                found.setdefault(int(class_id), []).append((x0 + int(xs.mean()), y0 + int(ys.mean())))
+    for y0, x0 in tile_offsets(*train_ids.shape, tile, all_tiles):
+        patch = train_ids[y0 : y0 + tile, x0 : x0 + tile]
+        for class_id in np.unique(patch):
+            if class_id >= num_classes:
+                continue
+            ys, xs = np.nonzero(patch == class_id)
+            found.setdefault(int(class_id), []).append((x0 + int(xs.mean()), y0 + int(ys.mean())))
     return found
 
 
-def build_centroid_index(label_maps: Sequence, num_classes: int, tile: int) -> CentroidIndex:
+def build_centroid_index(
+    label_maps: Sequence, num_classes: int, tile: int, all_tiles: bool = False
+) -> CentroidIndex:
     """:func:`tile_centroids` of every map; ``label_maps`` yields H x W train-ID arrays in order."""
     index: CentroidIndex = {c: [] for c in range(num_classes)}
     for image_index, train_ids in enumerate(label_maps):
-        for class_id, points in tile_centroids(train_ids, num_classes, tile).items():
+        for class_id, points in tile_centroids(train_ids, num_classes, tile, all_tiles).items():
             index[class_id].extend((image_index, p) for p in points)
     return index
 
 
-def centroid_cache_key(names: Sequence[str], num_classes: int, tile: int) -> str:
-    """A short hash identifying a centroid index (file list, class count, tile size)."""
-    digest = hashlib.sha1("\n".join([*names, str(num_classes), str(tile)]).encode()).hexdigest()
+def centroid_cache_key(names: Sequence[str], num_classes: int, tile: int, all_tiles: bool = False) -> str:
+    """A short hash identifying a centroid index (file list, class count, tiling)."""
+    digest = hashlib.sha1("\n".join([*names, str(num_classes), str(tile), str(all_tiles)]).encode()).hexdigest()
     return digest[:16]
 
 
@@ -102,7 +113,7 @@ def build_epoch_plan(
 class ShardedEpochSampler(Sampler[int]):
     """Endless stream of shuffled epochs, split between processes, resumable mid-epoch.
 
-    Yields keys ``epoch * size + index`` (see :class:`training.data.CityscapesTrainSet`), epoch
+    Yields keys ``epoch * size + index`` (see :class:`training.data.TrainSet`), epoch
     after epoch, so one loader (and its worker processes) serves the whole run. An epoch's
     permutation depends only on ``(seed, epoch)``: every process derives the same one and takes
     every ``num_replicas``-th index from ``rank`` on. Only the first

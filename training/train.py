@@ -39,19 +39,25 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bialign_ros.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
-from bialign_ros.classes import CITYSCAPES_COLORS, CITYSCAPES_NAMES, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
+from bialign_ros.classes import IMAGENET_MEAN, IMAGENET_STD
 from bialign_ros.metrics import summarize
-from bialign_ros.model import build_model, load_backbone_state_dict
+from bialign_ros.model import build_model
+from bialign_ros.model.bialign import CLASS_LAYERS
+from bialign_ros.model.dfnet import BasicBlock
 from training import distributed as du
-from training.config import ConfigError, TrainConfig, config_to_dict, load_config
+from training.backbone import NO_BACKBONE, load_backbone, require_start
+from training.class_table import ClassTable, cityscapes_table
+from training.config import ConfigError, ModelConfig, TrainConfig, config_to_dict, load_config
 from training.data import (
-    CityscapesEvalSet,
-    CityscapesTrainSet,
     DatasetError,
+    EvalSet,
     Sample,
+    TrainSet,
+    check_samples,
+    class_table,
     find_samples,
+    has_own_classes,
     iter_train_ids,
-    label_id_to_train_id_lut,
 )
 from training.evaluate import evaluate_confusion
 from training.losses import LOSS_TERMS, edge_guided_loss
@@ -91,64 +97,64 @@ def poly_factor(step: int, total: int, power: float) -> float:
 
 
 def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Mixed-precision dtype for ``optim.amp``: ``auto`` is bf16 (fp16 on older GPUs) on CUDA
-    and full precision on the CPU."""
+    """Mixed-precision dtype for ``optim.amp``: ``auto`` is bf16 on GPUs that compute in it
+    natively (compute capability 8.0 and later), fp16 on older ones, full precision on the CPU."""
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
     if mode == "fp16" and device.type != "cuda":
         raise ValueError("optim.amp=fp16 needs a CUDA device; use bf16 or off on the CPU")
     if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # The default (including_emulation=True) also says yes on V100/T4, which emulate bf16 slowly.
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     return torch.bfloat16 if mode == "bf16" else torch.float16
 
 
-def read_backbone_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of an ImageNet DFNet file, unwrapped from ``state_dict`` and ``module.`` prefixes."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
 def build_training_model(
-    cfg: TrainConfig, ctx: du.DistContext, state: dict | None = None
+    cfg: TrainConfig, ctx: du.DistContext, state: dict | None = None, table: ClassTable | None = None
 ) -> tuple[nn.Module, nn.Module]:
-    """The model with auxiliary and edge heads, on its device, SyncBN + DDP when distributed.
+    """The model for ``table``'s classes (default: Cityscapes) with auxiliary and edge heads, on
+    its device, SyncBN + DDP when distributed.
 
     ``state`` (a resumed state dict) takes precedence over ``model.init_weights`` (a whole
     bialign_ros checkpoint to fine-tune from), which takes precedence over ``model.backbone_weights``.
     Returns ``(model, model_without_ddp)``.
     """
-    model = build_model(cfg.model.arch, num_classes=NUM_CLASSES, gate=cfg.model.gate, aux=True, edge=True)
+    table = cityscapes_table() if table is None else table
+    model = build_model(cfg.model.arch, num_classes=table.num_classes, gate=cfg.model.gate, aux=True, edge=True)
     if state is not None:
         model.load_state_dict(state, strict=True)
     elif cfg.model.init_weights:
-        load_init_weights(model, cfg.model.init_weights, cfg.model.arch)
-    elif cfg.model.backbone_weights:
-        ignored = load_backbone_state_dict(model, read_backbone_file(cfg.model.backbone_weights))
-        if ctx.is_main and ignored:
-            print(f"backbone weights: ignored {len(ignored)} non-backbone keys ({', '.join(ignored[:4])}...)")
+        loaded = load_init_weights(model, cfg.model.init_weights, cfg.model.arch, table.names)
+        if ctx.is_main:
+            print(loaded)
+    elif cfg.model.backbone_weights and cfg.model.backbone_weights != NO_BACKBONE:
+        loaded = load_backbone(model, cfg.model)
+        if ctx.is_main:
+            print(loaded)
     model.to(ctx.device)
     if not ctx.distributed:
         return model, model
-    model = sync_batchnorm(model, cfg.model.sync_bn, ctx)
+    model = sync_batchnorm(model, cfg.model, ctx)
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids), model
 
 
-def load_init_weights(model: nn.Module, path: str, arch: str) -> None:
-    """Load a whole bialign_ros checkpoint of ``arch`` into ``model`` (heads it lacks keep their
-    fresh initialisation); a different arch or mismatched shapes raise ``ValueError``."""
+def load_init_weights(model: nn.Module, path: str, arch: str, class_names: Sequence[str]) -> str:
+    """Load a whole bialign_ros checkpoint of ``arch`` into ``model``; returns what was loaded,
+    for the log.
+
+    Heads the checkpoint lacks keep their fresh initialisation. When its classes are not
+    ``class_names`` (another count, or other classes), the class layers (:data:`CLASS_LAYERS`)
+    are re-initialised and everything else (backbone, context, alignment, edge head) is loaded.
+    A different arch or other mismatched shapes raise ``ValueError``.
+    """
     state, meta, _ = load_checkpoint(path)
     if meta.arch != arch:
         raise ValueError(f"model.init_weights: {path} holds {meta.arch}, the config trains {arch}")
+    same_classes = tuple(meta.class_names) == tuple(class_names)
+    fresh = [] if same_classes else sorted(k for k in state if k.rsplit(".", 1)[0] in CLASS_LAYERS)
+    state = {k: v for k, v in state.items() if k not in fresh}
     own = model.state_dict()
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     unknown = [k for k in state if k not in own]
@@ -156,23 +162,43 @@ def load_init_weights(model: nn.Module, path: str, arch: str) -> None:
         raise ValueError(f"model.init_weights: {path} does not fit {arch}: "
                          f"{len(wrong)} shape mismatch(es) {wrong[:3]}, {len(unknown)} unknown key(s) {unknown[:3]}")
     model.load_state_dict(state, strict=False)
+    loaded = f"init weights: {len(state)} tensors from {path}"
+    if same_classes:
+        return loaded
+    return (f"{loaded}; its {meta.num_classes} classes are not the data's {len(class_names)}, so the class "
+            f"layers start afresh: {', '.join(fresh)}")
 
 
-def sync_batchnorm(model: nn.Module, enabled: bool, ctx: du.DistContext) -> nn.Module:
-    """Turn every BatchNorm into a SyncBatchNorm for a multi-GPU run.
+def sync_batchnorm(model: nn.Module, cfg: ModelConfig, ctx: du.DistContext) -> nn.Module:
+    """Synchronise batch norm across the processes of a multi-GPU run (``model.sync_bn``).
 
-    All of them are synchronised, including those inside the backbone's residual blocks, which
-    the authors' code leaves local. PyTorch synchronises batch norm on GPUs only: CPU (gloo)
-    processes each normalise their own batch, and rank 0's running statistics are copied to
-    the others before validation and at the end.
+    PyTorch synchronises batch norm on GPUs only: CPU (gloo) processes each normalise their own
+    batch, and rank 0's running statistics are copied to the others before validation and at
+    the end.
     """
-    if not (enabled and ctx.distributed):
+    if not (cfg.sync_bn and ctx.distributed):
         return model
     if ctx.device.type != "cuda":
         if ctx.is_main:
             print("note: SyncBatchNorm needs GPUs; on the CPU every process normalises its own batch")
         return model
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return convert_sync_batchnorm(model, cfg.sync_bn_in_blocks)
+
+
+def convert_sync_batchnorm(module: nn.Module, in_blocks: bool) -> nn.Module:
+    """``module`` with its batch norms turned into ``SyncBatchNorm``.
+
+    With ``in_blocks`` False, as in the authors' code, the ``bn1``/``bn2`` of the backbone's
+    residual blocks stay per-process ``BatchNorm2d`` (their blocks build them without the
+    network's norm layer); the stem, shortcut, context, spatial and head norms are synced.
+    """
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    local = ("bn1", "bn2") if isinstance(module, BasicBlock) and not in_blocks else ()
+    for name, child in module.named_children():
+        if name not in local:
+            module.add_module(name, convert_sync_batchnorm(child, in_blocks))
+    return module
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -184,29 +210,43 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def load_or_build_centroids(
-    samples: Sequence[Sample], cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
+    samples: Sequence[Sample], table: ClassTable, cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
 ) -> CentroidIndex:
     """Class-uniform centroids of the training labels, cached in ``out_dir`` (rank 0 builds)."""
-    tile = cfg.data.class_uniform_tile
-    key = centroid_cache_key([s.name for s in samples], NUM_CLASSES, tile)
-    path = Path(cfg.out_dir) / f"class_centroids_{cfg.data.train_split}_tile{tile}.json"
+    tile, all_tiles = cfg.data.class_uniform_tile, cfg.data.class_uniform_all_tiles
+    key = centroid_cache_key([s.name for s in samples], table.num_classes, tile, all_tiles)
+    tiles = "all" if all_tiles else "col0"
+    path = Path(cfg.out_dir) / f"class_centroids_{cfg.data.train_split}_tile{tile}_{tiles}.json"
     if ctx.is_main and load_centroid_index(path, key) is None:
-        maps = iter_train_ids(samples, label_id_to_train_id_lut())
+        maps = iter_train_ids(samples, table.lut)
         maps = tqdm(maps, total=len(samples), desc="class centroids", leave=False, disable=not progress)
-        save_centroid_index(path, build_centroid_index(maps, NUM_CLASSES, tile), key)
+        save_centroid_index(path, build_centroid_index(maps, table.num_classes, tile, all_tiles), key)
     du.barrier(ctx)
     index = load_centroid_index(path, key)
     assert index is not None  # written above by rank 0
     return index
 
 
-def make_meta(cfg: TrainConfig, **training: Any) -> ModelMeta:
-    """Checkpoint metadata: the Cityscapes class table, ImageNet normalisation and the config."""
+def check_data(samples: Sequence[Sample], table: ClassTable, ctx: du.DistContext, progress: bool) -> None:
+    """Rank 0 reads every label of an own-classes data set (:func:`training.data.check_samples`);
+    every process raises :class:`DatasetError` if it found a problem."""
+    problem = None
+    if ctx.is_main:
+        try:
+            check_samples(samples, table, progress)
+        except DatasetError as exc:
+            problem = str(exc)
+    if du.any_process(problem is not None, ctx):
+        raise DatasetError(problem or "rank 0 found a problem in the data set (see its log)")
+
+
+def make_meta(cfg: TrainConfig, table: ClassTable, **training: Any) -> ModelMeta:
+    """Checkpoint metadata: the data's class table, ImageNet normalisation and the config."""
     return ModelMeta(
         arch=cfg.model.arch,
         gate=cfg.model.gate,
-        class_names=CITYSCAPES_NAMES,
-        class_colors=CITYSCAPES_COLORS,
+        class_names=table.names,
+        class_colors=table.colors,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         channel_order="rgb",
@@ -215,9 +255,9 @@ def make_meta(cfg: TrainConfig, **training: Any) -> ModelMeta:
 
 
 def validate(
-    model: nn.Module, dataset: CityscapesEvalSet, cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
+    model: nn.Module, dataset: EvalSet, cfg: TrainConfig, ctx: du.DistContext, progress: bool = True
 ) -> dict:
-    """Whole-image, single-scale validation; returns :func:`bialign_ros.metrics.summarize`."""
+    """Validation with the protocol of ``cfg.eval``; returns :func:`bialign_ros.metrics.summarize`."""
     was_training = model.training
     model.eval()
 
@@ -225,11 +265,11 @@ def validate(
         return normalize(image, IMAGENET_MEAN, IMAGENET_STD).unsqueeze(0).to(ctx.device)
 
     matrix, _ = evaluate_confusion(
-        lambda x: model(x)[0], preprocess, dataset, ctx, NUM_CLASSES,
+        lambda x: model(x)[0], preprocess, dataset, ctx, dataset.table.num_classes, protocol=cfg.eval,
         max_images=cfg.data.val_max_images, progress=progress,
     )
     model.train(was_training)
-    return summarize(matrix, CITYSCAPES_NAMES)
+    return summarize(matrix, dataset.table.names)
 
 
 def train_step(
@@ -285,14 +325,21 @@ def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: 
     accumulation = per_process // o.batch_per_device
     if not cfg.data.root:
         raise DatasetError("no data root: set data.root in the config or pass --data-root")
+    last_path = out / "last.pt"
+    if not (resume and last_path.is_file()):
+        require_start(cfg.model)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
     du.barrier(ctx)
 
-    samples = find_samples(cfg.data.root, cfg.data.train_split)
     d = cfg.data
-    train_set = CityscapesTrainSet(  # the data section is the TrainAugmentation
-        samples, d, load_or_build_centroids(samples, cfg, ctx, progress), NUM_CLASSES,
+    table = class_table(d.root)
+    samples = find_samples(d.root, d.train_split)
+    val_samples = find_samples(d.root, d.val_split) if cfg.val_every else []
+    if has_own_classes(d.root):
+        check_data(samples + val_samples, table, ctx, progress)
+    train_set = TrainSet(  # the data section is the TrainAugmentation
+        samples, d, load_or_build_centroids(samples, table, cfg, ctx, progress), table,
         class_uniform_pct=d.class_uniform_pct, edge_width=d.edge_width, seed=cfg.seed,
     )
     steps_per_epoch = len(train_set) // o.batch_size
@@ -301,15 +348,14 @@ def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: 
     sampler = ShardedEpochSampler(
         len(train_set), steps_per_epoch * per_process, ctx.world_size, ctx.rank, seed=cfg.seed
     )
-    val_set = CityscapesEvalSet(find_samples(d.root, d.val_split)) if cfg.val_every else None
+    val_set = EvalSet(val_samples, table) if cfg.val_every else None
 
-    last_path = out / "last.pt"
     resume_state: dict[str, Any] = {}
     weights = None
     if resume and last_path.is_file():
         weights, _, resume_state = load_checkpoint(last_path)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process and every rerun
-    model, bare = build_training_model(cfg, ctx, weights)
+    model, bare = build_training_model(cfg, ctx, weights, table)
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, functools.partial(poly_factor, total=o.iterations, power=o.poly_power)
@@ -378,9 +424,9 @@ def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: 
                     best = last_miou
                     if ctx.is_main:
                         save_checkpoint(out / "best.pt", bare.state_dict(),
-                                        make_meta(cfg, step=step, val_miou=best, val=summary))
+                                        make_meta(cfg, table, step=step, val_miou=best, val=summary))
             if ctx.is_main and cfg.ckpt_every and (step % cfg.ckpt_every == 0 or step == o.iterations):
-                meta = make_meta(cfg, step=step)
+                meta = make_meta(cfg, table, step=step)
                 save_checkpoint(last_path, bare.state_dict(), meta, checkpoint_state())
     except NonFiniteLossError as exc:
         kept = f"last good checkpoint: {last_path}" if last_path.is_file() else "no checkpoint written yet"
@@ -392,7 +438,7 @@ def train(cfg: TrainConfig, ctx: du.DistContext, resume: bool = True, progress: 
             writer.close()
     du.broadcast_buffers(bare, ctx)
     if ctx.is_main:
-        save_checkpoint(out / "final.pt", bare.state_dict(), make_meta(cfg, step=step, val_miou=last_miou))
+        save_checkpoint(out / "final.pt", bare.state_dict(), make_meta(cfg, table, step=step, val_miou=last_miou))
         if writer and writer.jsonl_path.is_file():
             plot_training_curves(writer.jsonl_path, out / "curves.png")
     du.barrier(ctx)
@@ -406,6 +452,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="Cityscapes root holding leftImg8bit/ and gtFine/ (data.root)")
     p.add_argument("--out-dir", help="run directory for checkpoints and logs (out_dir)")
     p.add_argument("--backbone-weights", help="ImageNet DFNet weights file (model.backbone_weights)")
+    p.add_argument("--trust-source", action="store_true", default=None,
+                   help="read a backbone file that holds numpy scalars or other objects (full unpickling; "
+                        "trusted files only) (model.backbone_trust_source)")
     p.add_argument("--init-weights", help="bialign_ros checkpoint to fine-tune from (model.init_weights)")
     p.add_argument("--iterations", type=int, help="optimiser steps (optim.iterations)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="device (device)")
@@ -422,6 +471,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         "data.root": args.data_root,
         "out_dir": args.out_dir,
         "model.backbone_weights": args.backbone_weights,
+        "model.backbone_trust_source": args.trust_source,
         "model.init_weights": args.init_weights,
         "optim.iterations": args.iterations,
         "device": args.device,
@@ -445,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NON_FINITE
-    except DatasetError as exc:
+    except (DatasetError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -18,6 +18,9 @@ from bialign_ros.model.spatial import SpatialPath
 
 BACKBONES: dict[str, type[nn.Module]] = {"bialign_dfnet2": DFNetV2, "bialign_dfnet1": DFNetV1}
 ARCHITECTURES: tuple[str, ...] = tuple(BACKBONES)
+CLASS_LAYERS: tuple[str, ...] = ("conv_out.conv_out", "cxt16_aux.conv_out", "cxt8_aux.conv_out")
+"""The layers whose output channels are the classes: the main head's 1x1 conv (64 channels a
+class, before its pixel shuffle) and the two auxiliary heads. Everything else is class-agnostic."""
 
 
 class BiAlignNet(nn.Module):
