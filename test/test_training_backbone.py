@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from bialign_ros.checkpoint import ModelMeta, save_checkpoint
+from bialign_ros.classes import CITYSCAPES_NAMES
 from bialign_ros.model import build_model
+from bialign_ros.model.bialign import CLASS_LAYERS
 from training.backbone import read_backbone_file
+from training.class_table import ClassTable
 from training.config import ConfigError, load_config
 from training.distributed import DistContext
 from training.train import build_training_model, config_from_args, get_args_parser, train
@@ -107,3 +110,28 @@ def test_init_weights_fine_tune_from_a_whole_checkpoint(tmp_path):
     cfg = load_config(None, [f"model.init_weights={tmp_path / 'dfnet1.pt'}"])
     with pytest.raises(ValueError, match="holds bialign_dfnet1, the config trains bialign_dfnet2"):
         build_training_model(cfg, DistContext())
+
+
+@pytest.mark.parametrize("classes", [("road", "grass", "vehicle", "person", "other"), CITYSCAPES_NAMES[::-1]])
+def test_init_weights_of_other_classes_reinitialise_only_the_class_layers(tmp_path, classes, capsys):
+    """Fine-tuning a Cityscapes checkpoint on another class table (another count, or the same
+    count with other classes) keeps everything but the class layers, and says which those are."""
+    torch.manual_seed(2)
+    source = build_model(aux=True, edge=True).state_dict()
+    path = tmp_path / "cityscapes.pt"
+    save_checkpoint(path, source, ModelMeta(arch="bialign_dfnet2"))
+    table = ClassTable(classes, ((0, 0, 0),) * len(classes), np.zeros(256, np.uint8), np.ones(256, bool))
+    torch.manual_seed(5)
+    fresh = build_model(num_classes=len(classes), aux=True, edge=True).state_dict()
+    torch.manual_seed(5)  # the same fresh initialisation inside build_training_model
+    _, bare = build_training_model(load_config(None, [f"model.init_weights={path}"]), DistContext(), table=table)
+    loaded = bare.state_dict()
+    class_keys = sorted(k for k in loaded if k.rsplit(".", 1)[0] in CLASS_LAYERS)
+    assert class_keys == [f"{layer}.{p}" for layer in sorted(CLASS_LAYERS) for p in ("bias", "weight")]
+    assert loaded["conv_out.conv_out.weight"].shape[0] == 64 * len(classes)
+    for key, value in loaded.items():
+        expected = fresh[key] if key in class_keys else source[key]
+        assert torch.equal(value, expected), key
+    log = capsys.readouterr().out
+    assert (f"init weights: {len(source) - 6} tensors from {path}; its 19 classes are not the data's "
+            f"{len(classes)}, so the class layers start afresh: {', '.join(class_keys)}") in log
