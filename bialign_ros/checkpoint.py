@@ -28,7 +28,11 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """Everything besides the weights that is needed to run a model."""
+    """Everything besides the weights that is needed to run a model.
+
+    The class table (``class_names``, ``class_colors``; train ID i is class i) is the model's own:
+    the Cityscapes table is only the default. Creating a ModelMeta checks it (CheckpointError).
+    """
 
     arch: str = "bialign_dfnet2"
     gate: str = "simple"
@@ -39,6 +43,23 @@ class ModelMeta:
     channel_order: str = "rgb"
     ignore_index: int = 255
     training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names, colors = self.class_names, self.class_colors
+        if len(colors) != len(names):
+            raise CheckpointError(f"{len(names)} class names but {len(colors)} class colours")
+        # Labels travel as mono8, and the ignore value is no class: train IDs 0..n-1 < ignore_index <= 255.
+        if not 0 < len(names) <= 255:
+            raise CheckpointError(f"a model has 1 to 255 classes (its labels are mono8), got {len(names)}")
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise CheckpointError(f"class names must be distinct non-empty strings, got {list(names)}")
+        if not all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in colors):
+            raise CheckpointError(f"class colours must be RGB triples in 0..255, got {[list(c) for c in colors]}")
+        if not len(names) <= self.ignore_index <= 255:
+            raise CheckpointError(f"ignore_index must be in {len(names)}..255 (above every train ID of the "
+                                  f"{len(names)} classes), got {self.ignore_index}")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise CheckpointError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
 
     @property
     def num_classes(self) -> int:
@@ -69,14 +90,7 @@ class ModelMeta:
         for key in ("mean", "std"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])
-        meta = cls(**d)
-        if len(meta.class_colors) != len(meta.class_names):
-            raise CheckpointError(
-                f"{len(meta.class_names)} class names but {len(meta.class_colors)} class colours"
-            )
-        if meta.channel_order not in ("rgb", "bgr"):
-            raise CheckpointError(f"channel_order must be 'rgb' or 'bgr', got {meta.channel_order!r}")
-        return meta
+        return cls(**d)
 
 
 def save_checkpoint(

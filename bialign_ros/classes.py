@@ -1,9 +1,10 @@
-"""The Cityscapes class table: names, label IDs, train IDs and colours.
+"""The Cityscapes class table (names, label IDs, train IDs and colours) and the ground classes.
 
 Checkpoints carry their own class table; this is the default for Cityscapes models and the
 source of truth for the synthetic scene generator. The values agree with the official
 ``cityscapesscripts.helpers.labels`` (a test checks it), so runtime code needs no extra
-dependency.
+dependency. Which classes of a model (of any class table) are free space and which are
+obstacles is decided here too (:func:`free_space_classes_for`, :func:`obstacle_classes_for`).
 """
 
 from __future__ import annotations
@@ -71,14 +72,58 @@ def train_id_to_label_id_lut() -> np.ndarray:
 DEFAULT_FREE_SPACE_CLASSES: tuple[str, ...] = ("road",)
 """Class names whose pixels are ground a vehicle may drive on."""
 
-DEFAULT_OBSTACLE_CLASSES: tuple[str, ...] = (
-    "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
-    "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-)
-"""Class names of things standing on the ground: every Cityscapes person, vehicle and object class
-and the vertical stuff classes (building, wall, fence, vegetation). Sidewalk, terrain and sky are
-neither free nor obstacles: their cells stay unknown unless another pixel decides them
+NEVER_OBSTACLES: tuple[str, ...] = ("road", "sidewalk", "terrain", "sky")
+"""Class names that are no obstacle by default: ground one may stand on, and the sky (see
+:func:`default_obstacle_classes`). Their cells stay unknown unless another pixel decides them
 (see :mod:`bialign_ros.ground_grid`)."""
+
+
+def default_obstacle_classes(class_names: Sequence[str], free_space_classes: Iterable[str]) -> tuple[str, ...]:
+    """The obstacle classes of a model by default: every class of ``class_names`` that is neither a
+    free-space class nor one of :data:`NEVER_OBSTACLES`, in train-ID order."""
+    excluded = set(free_space_classes) | set(NEVER_OBSTACLES)
+    return tuple(name for name in class_names if name not in excluded)
+
+
+DEFAULT_OBSTACLE_CLASSES: tuple[str, ...] = default_obstacle_classes(CITYSCAPES_NAMES, DEFAULT_FREE_SPACE_CLASSES)
+"""The default obstacle classes of a Cityscapes model: every person, vehicle and object class and the
+vertical stuff classes (building, wall, fence, vegetation)."""
+
+
+def free_space_classes_for(class_names: Sequence[str],
+                           given: Sequence[str] = DEFAULT_FREE_SPACE_CLASSES) -> tuple[str, ...]:
+    """The free-space classes of a model whose classes are ``class_names``.
+
+    ``given`` equal to :data:`DEFAULT_FREE_SPACE_CLASSES` keeps those of the defaults the model has
+    (none for a model without a road class); any other value must name classes of the model, else
+    ValueError naming the unknown ones.
+    """
+    if tuple(given) == DEFAULT_FREE_SPACE_CLASSES:
+        return tuple(name for name in given if name in class_names)
+    class_lookup(given, class_names)
+    return tuple(given)
+
+
+def no_free_space_note(given: Sequence[str], class_names: Sequence[str]) -> str | None:
+    """Why a model has no free-space class under the given (default) ones, or None when it has some."""
+    if not given or free_space_classes_for(class_names, given):
+        return None
+    return (f"the model has none of the default free-space classes {list(given)} (its classes: "
+            f"{', '.join(class_names)}), so free space is empty; name the classes a vehicle may drive on")
+
+
+def obstacle_classes_for(class_names: Sequence[str], free_space_classes: Iterable[str],
+                         given: Sequence[str] = DEFAULT_OBSTACLE_CLASSES) -> tuple[str, ...]:
+    """The obstacle classes of a model whose classes are ``class_names``, free space being ``free_space_classes``.
+
+    ``given`` equal to :data:`DEFAULT_OBSTACLE_CLASSES` stands for :func:`default_obstacle_classes`
+    of the model (for a Cityscapes model with free space road: those very names); any other value
+    must name classes of the model, else ValueError naming the unknown ones.
+    """
+    if tuple(given) == DEFAULT_OBSTACLE_CLASSES:
+        return default_obstacle_classes(class_names, free_space_classes)
+    class_lookup(given, class_names)
+    return tuple(given)
 
 
 def class_lookup(names: Iterable[str], class_names: Sequence[str]) -> np.ndarray:

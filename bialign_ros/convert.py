@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bialign_ros.checkpoint import ModelMeta, save_checkpoint
+from bialign_ros.classes import NUM_CLASSES
 from bialign_ros.model import ARCHITECTURES, build_model, load_backbone_state_dict
 
 
@@ -114,6 +115,9 @@ def _full_model(state: dict[str, torch.Tensor], arch: str, src: str | Path) -> t
     if head is None or head.shape[0] % 64:
         raise ConversionError(f"{src}: no main head 'conv_out.conv_out.weight' with 64*C outputs")
     num_classes = head.shape[0] // 64
+    if num_classes != NUM_CLASSES:
+        raise ConversionError(f"{src} predicts {num_classes} classes, not the {NUM_CLASSES} Cityscapes classes; "
+                              "its files carry no class names, so bialign_convert cannot name them")
     aux = any(k.startswith("cxt16_aux.") for k in state)
     edge = any(k.startswith("spatial_out.") for k in state)
     model = build_model(arch, num_classes=num_classes, aux=aux, edge=edge)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bialign_ros.camera_geometry import CameraIntrinsics, CameraPose
-from bialign_ros.classes import DEFAULT_OBSTACLE_CLASSES, class_lookup
+from bialign_ros.classes import class_lookup
 from bialign_ros.depth_points import DepthProjector, PackedCloud, pack_cloud
 from bialign_ros.ground_grid import GridSpec, PixelToCellMap, grid_from_labels
 from bialign_ros.outputs import OutputSettings
@@ -39,8 +39,9 @@ def intrinsics_from_k(k: Sequence[float], source: str = "camera_info") -> Camera
 class GroundOutputs:
     """One camera's grid and points; reuses the pixel-to-cell map while nothing it depends on changes."""
 
-    def __init__(self, grid: GridSpec, class_names: Sequence[str],
-                 obstacle_classes: Sequence[str] = DEFAULT_OBSTACLE_CLASSES) -> None:
+    def __init__(self, grid: GridSpec, class_names: Sequence[str], obstacle_classes: Sequence[str]) -> None:
+        """``obstacle_classes``: names of the model's ``class_names`` (see
+        :func:`bialign_ros.classes.obstacle_classes_for`); ValueError naming one it lacks."""
         self.grid_spec = grid
         self.class_names = tuple(class_names)
         self.obstacle_lut = class_lookup(obstacle_classes, class_names)

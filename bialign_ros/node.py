@@ -35,6 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, group_by
 from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
+from bialign_ros.classes import free_space_classes_for, no_free_space_note, obstacle_classes_for
 from bialign_ros.codec import fill_image, image_to_array, message_to_rgb8
 from bialign_ros.ground_grid import GridSpec
 from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs
@@ -179,6 +180,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         self.input_topic = ", ".join(cam.input_topic for cam in self.cameras)
 
         self.segmenter: Segmenter | None = None
+        self._free_space_classes: tuple[str, ...] = ()
+        """free_space_classes as they apply to the loaded model (set at configure)."""
         self._pipeline: BatchPipeline[_Frame] | None = None
         self._state = "unconfigured"
         self._start_diagnostics()
@@ -236,6 +239,25 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                 self.declare_parameter(name, value, ParameterDescriptor(
                     description=descriptions[name], read_only=True), ignore_override=True)
 
+    def _choose_ground_classes(self, class_names: tuple[str, ...]) -> tuple[str, ...]:
+        """Set the free-space classes and return the obstacle classes of the model (defaults: those fitting
+        its class table, see classes.py); ParamError naming the parameter of a given class it lacks."""
+        cfg = self.config
+        try:
+            self._free_space_classes = free_space_classes_for(class_names, cfg.free_space_classes)
+        except ValueError as exc:
+            raise ParamError(f"parameter 'free_space_classes': {exc}") from None
+        try:
+            obstacles = obstacle_classes_for(class_names, self._free_space_classes, cfg.obstacle_classes)
+        except ValueError as exc:
+            raise ParamError(f"parameter 'obstacle_classes': {exc}") from None
+        note = no_free_space_note(cfg.free_space_classes, class_names)
+        if note:
+            self.get_logger().warning(f"parameter 'free_space_classes': {note}")
+        self.get_logger().info(f"free space: {', '.join(self._free_space_classes) or 'none'}; "
+                               f"obstacles: {', '.join(obstacles) or 'none'}")
+        return obstacles
+
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and create the publishers."""
@@ -263,16 +285,10 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                                                    input_scale=cfg.input_scale, backend=cfg.backend)
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
-        try:
-            OutputSettings(free_space_classes=cfg.free_space_classes).check(self.segmenter.meta.class_names)
-        except ValueError as exc:
-            raise ParamError(f"parameter 'free_space_classes': {exc}") from None
+        obstacles = self._choose_ground_classes(self.segmenter.meta.class_names)
         grid = GridSpec(cfg.grid_length, cfg.grid_width, cfg.grid_resolution, cfg.grid_origin_x)
-        try:
-            for cam in self.cameras:
-                cam.ground = GroundOutputs(grid, self.segmenter.meta.class_names, cfg.obstacle_classes)
-        except ValueError as exc:
-            raise ParamError(f"parameter 'obstacle_classes': {exc}") from None
+        for cam in self.cameras:
+            cam.ground = GroundOutputs(grid, self.segmenter.meta.class_names, obstacles)
         self._declare_class_table(self.segmenter)
         overrides = QoSOverridingOptions.with_default_policies()
         qos = output_qos(cfg.qos_depth)
@@ -439,7 +455,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
     def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
                  want: tuple[str, ...]) -> None:
         header = frame.msg.header
-        settings = OutputSettings(self._live["overlay_alpha"], self.config.free_space_classes,
+        settings = OutputSettings(self._live["overlay_alpha"], self._free_space_classes,
                                   self._live["free_space_min_confidence"])
         for output in render_outputs(self.segmenter, image, result, images_of(want), settings):
             cam.pubs[output.name].publish(fill_image(Image(header=header), output.array, output.encoding))

@@ -193,7 +193,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               read_only=False),
     ParamSpec("free_space_classes", DEFAULT_FREE_SPACE_CLASSES,
               "Class names (from the model's class_names) whose pixels are free space, e.g. [road]; "
-              "a name the model does not have stops the node at configure.",
+              "a name the model does not have stops the node at configure. The default [road] means road "
+              "if the model has it, else no free space (with a warning).",
               pattern=r"\S(.*\S)?", items="distinct class names of the model, e.g. [road, parking]",
               item_rule="a class name (no leading or trailing spaces)"),
     ParamSpec("free_space_min_confidence", 0.5,
@@ -214,7 +215,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               min_value=-500.0, max_value=500.0),
     ParamSpec("obstacle_classes", DEFAULT_OBSTACLE_CLASSES,
               "Class names whose lowest visible pixel in an image column marks an occupied grid cell "
-              "(where the obstacle meets the ground); the ground behind it stays unknown.",
+              "(where the obstacle meets the ground); the ground behind it stays unknown. The default (these "
+              "Cityscapes names) means every class of the model except the free-space classes and road, "
+              "sidewalk, terrain, sky; other names the model does not have stop the node at configure.",
               pattern=r"\S(.*\S)?", items="distinct class names of the model, e.g. [car, person]",
               item_rule="a class name (no leading or trailing spaces)"),
     ParamSpec("camera_height", 1.5,

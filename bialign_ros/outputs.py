@@ -9,13 +9,13 @@ an output means an entry in that table, a function here and its publisher in the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bialign_ros.classes import DEFAULT_FREE_SPACE_CLASSES, class_lookup
+from bialign_ros.classes import DEFAULT_FREE_SPACE_CLASSES, class_lookup, free_space_classes_for
 from bialign_ros.colorize import overlay
 from bialign_ros.node_interface import OUTPUT_TOPICS
 
@@ -33,11 +33,15 @@ class OutputSettings:
     free_space_min_confidence: float = 0.5
     """A pixel of a free-space class is free space when its confidence is at least this."""
 
-    def check(self, class_names: Sequence[str]) -> None:
-        """ValueError naming any free-space class the model does not have, or a confidence outside [0, 1]."""
-        class_lookup(self.free_space_classes, class_names)
+    def for_model(self, class_names: Sequence[str]) -> OutputSettings:
+        """These settings for a model whose classes are ``class_names``: the default free-space classes
+        become those of them the model has (:func:`~bialign_ros.classes.free_space_classes_for`).
+
+        ValueError naming a given free-space class the model does not have, or a confidence outside [0, 1].
+        """
         if not 0.0 <= self.free_space_min_confidence <= 1.0:
             raise ValueError(f"free_space_min_confidence must be in [0, 1], got {self.free_space_min_confidence}")
+        return replace(self, free_space_classes=free_space_classes_for(class_names, self.free_space_classes))
 
     def free_space(self, result: SegmentationResult, class_names: Sequence[str]) -> np.ndarray:
         """H x W bool: the pixels of ``result`` that are free space (ValueError for an unknown class)."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: an untrained checkpoint and the ROS settings of multi-process tests."""
+"""Shared fixtures: untrained checkpoints (Cityscapes and five own classes) and the ROS settings of
+multi-process tests."""
 
 from __future__ import annotations
 
@@ -23,6 +24,25 @@ def untrained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bialign_ros.weights import untrained_checkpoint
 
     return untrained_checkpoint(tmp_path_factory.mktemp("weights") / "untrained_dfnet2.pt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def five_class_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded untrained bialign_dfnet2 checkpoint of one's own five classes (road, sidewalk, vehicle,
+    person, other) and colours: :data:`bialign_ros.synthetic.FIVE_CLASS_NAMES`."""
+    import torch
+
+    from bialign_ros.checkpoint import ModelMeta, save_checkpoint
+    from bialign_ros.model import build_model
+    from bialign_ros.synthetic import FIVE_CLASS_COLORS, FIVE_CLASS_NAMES
+
+    torch.manual_seed(0)
+    model = build_model("bialign_dfnet2", num_classes=len(FIVE_CLASS_NAMES), aux=False, edge=True)
+    with torch.no_grad():  # confident labels, so the default free_space_min_confidence (0.5) leaves free space
+        model.conv_out.conv_out.weight.mul_(20.0)
+        model.conv_out.conv_out.bias.mul_(20.0)
+    meta = ModelMeta(class_names=FIVE_CLASS_NAMES, class_colors=FIVE_CLASS_COLORS, training={"untrained": True})
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "untrained_five_classes.pt", model.state_dict(), meta)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +23,19 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from bialign_ros.bags.io import BagReader, BagWriter  # noqa: E402
-from bialign_ros.bags.make_bag import DEFAULT_START_NS, find_frames, frame_stamp, make_bag, read_frame  # noqa: E402
+from bialign_ros.bags.make_bag import (  # noqa: E402
+    DEFAULT_START_NS,
+    find_frames,
+    frame_stamp,
+    make_bag,
+    read_frame,
+    write_frames,
+)
 from bialign_ros.bags.messages import IMAGE, image_message, message_labels, typestore  # noqa: E402
 from bialign_ros.classes import CITYSCAPES_NAMES  # noqa: E402
 from bialign_ros.metrics import ConfusionMatrix, summarize  # noqa: E402
 from bialign_ros.segmenter import Segmenter  # noqa: E402
-from bialign_ros.synthetic import write_cityscapes  # noqa: E402
+from bialign_ros.synthetic import FIVE_CLASS_NAMES, to_five_classes, write_cityscapes  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -127,14 +135,23 @@ class LiveRun:
     """The node's label messages, as a fourth participant received them."""
     result: dict
     """bialign_eval_live's JSON output."""
+    live_output: str
+    """What bialign_eval_live printed."""
     node_exit: int
 
 
-def run_live(weights: Path, work: Path, drop_frames: bool, rate: float) -> LiveRun:
+def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
+             relabel: Callable[[np.ndarray], np.ndarray] | None = None) -> LiveRun:
+    """Node, player and live evaluator on a synthetic bag; ``relabel`` turns its Cityscapes ground truth
+    into the model's own train IDs."""
     write_cityscapes(work / "cs", "val", FRAMES, H, W, seed=9, progress=False)
     bag = work / "bag"
-    summary = make_bag(work / "cs/leftImg8bit/val", bag, work / "cs/gtFine/val", progress=False,
-                       storage="mcap")
+    if relabel is None:
+        summary = make_bag(work / "cs/leftImg8bit/val", bag, work / "cs/gtFine/val", progress=False,
+                           storage="mcap")
+    else:
+        frames = (read_frame(f) for f in find_frames(work / "cs/leftImg8bit/val", work / "cs/gtFine/val"))
+        summary = write_frames(bag, ((rgb, relabel(truth)) for rgb, truth in frames), storage="mcap")
     with BagReader(bag) as reader:
         truths = {m.log_time: message_labels(m.decode()) for m in reader.messages(["/camera/labels"])}
     domain = next_domain_id()
@@ -160,7 +177,7 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float) -> LiveR
         assert live.wait(120) == 0, live.output
         result = json.loads(live_json.read_text())
         wait_until(lambda: len(delivered.items) >= result["frames"]["labels"], 10)
-        return LiveRun(list(summary.stamps), truths, list(delivered.msgs), result, node.interrupt())
+        return LiveRun(list(summary.stamps), truths, list(delivered.msgs), result, live.output, node.interrupt())
     finally:
         peer.close()
         for proc in processes:
@@ -187,6 +204,28 @@ def test_live_path_in_evaluation_mode_delivers_every_frame_with_the_bag_stamps(u
     for frame, m in zip(find_frames(tmp_path / "cs/leftImg8bit/val"), run.delivered):
         np.testing.assert_array_equal(labels_of(m), seg.segment(read_frame(frame)[0]).labels)
     assert run.node_exit == 0
+
+
+def test_live_path_scores_over_the_class_table_of_the_running_node(five_class_weights, tmp_path):
+    run = run_live(five_class_weights, tmp_path, drop_frames=False, rate=1.0, relabel=to_five_classes)
+    assert "class table of /bialign: road, sidewalk, vehicle, person, other" in run.live_output
+    assert list(run.result["per_class_iou"]) == list(FIVE_CLASS_NAMES) and run.result["errors"] == []
+    assert run.result["frames"]["matched"] == FRAMES
+    matrix = ConfusionMatrix(len(FIVE_CLASS_NAMES))
+    for m in run.delivered:
+        matrix.update(run.truths[stamp_ns(m)], labels_of(m))
+    assert run.result["miou"] == summarize(matrix.matrix, FIVE_CLASS_NAMES)["miou"]
+
+
+def test_live_evaluator_without_weights_or_a_node_says_what_to_do():
+    live = ChildProcess(python_module("bialign_ros.cli.eval_live", "--gt-topic", "/camera/labels",
+                                      "--wait-for-node", 1), ros_env(next_domain_id()))
+    try:
+        assert live.wait(60) == 2, live.output
+    finally:
+        live.kill()
+    assert ("no node publishes /segmentation/labels (waited 1 s): start the node first, or give --weights for "
+            "the class table") in live.output
 
 
 def test_live_path_latest_frame_wins_counts_the_drops_and_scores_the_held_labels(untrained_weights, tmp_path):

@@ -57,6 +57,17 @@ def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path):
     assert not (tmp_path / "out.pt").exists()
 
 
+def test_a_head_of_another_class_count_is_refused_since_the_file_names_no_classes(tmp_path):
+    def five_classes(state):
+        for key in ("module.conv_out.conv_out.weight", "module.conv_out.conv_out.bias"):
+            state[key] = state[key][: 5 * 64]
+
+    _authors_file(tmp_path / "five.pth", mutate=five_classes)
+    with pytest.raises(ConversionError, match="predicts 5 classes, not the 19 Cityscapes classes"):
+        convert(tmp_path / "five.pth", tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+
+
 def test_arch_mismatch(tmp_path):
     _authors_file(tmp_path / "v1.pth", "bialign_dfnet1")
     with pytest.raises(ConversionError, match="bialign_dfnet1 model, not bialign_dfnet2"):

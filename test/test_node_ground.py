@@ -23,6 +23,7 @@ from ros_harness import RosPeer, best_effort, next_domain_id, reliable, start_no
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from bialign_ros.camera_geometry import CameraPose  # noqa: E402
+from bialign_ros.classes import obstacle_classes_for  # noqa: E402
 from bialign_ros.codec import fill_image  # noqa: E402
 from bialign_ros.depth_points import POINT_DTYPE  # noqa: E402
 from bialign_ros.ground_grid import GridSpec  # noqa: E402
@@ -120,7 +121,9 @@ def test_grid_equals_the_geometry_of_the_nodes_labels(rig, segmenter, frame, fre
     assert (msg.info.origin.position.x, msg.info.origin.position.y) == (0.0, -GRID.width / 2)
     result = segmenter.segment(frame, edges=False, confidence=True)
     settings = OutputSettings(free_space_classes=(free_class,), free_space_min_confidence=0.0)
-    expected = GroundOutputs(GRID, segmenter.meta.class_names).occupancy(K, POSE, result, settings)
+    names = segmenter.meta.class_names
+    obstacles = obstacle_classes_for(names, settings.free_space_classes)
+    expected = GroundOutputs(GRID, names, obstacles).occupancy(K, POSE, result, settings)
     got = np.asarray(msg.data, np.int8).reshape(GRID.shape)
     assert (expected == 0).any(), "the frame must show free space, else the comparison proves little"
     np.testing.assert_array_equal(got, expected)

@@ -78,7 +78,7 @@ def test_unknown_outputs_are_refused_and_edges_are_asked_for_only_when_needed():
     assert not needs_edges(["labels", "color", "overlay"]) and needs_edges(["labels", "edges"])
     assert not needs_confidence(["labels", "edges"]) and needs_confidence(["free_space"])
     with pytest.raises(ValueError, match="unknown class name.*'roads'"):
-        OutputSettings(free_space_classes=("roads",)).check(CITYSCAPES_NAMES)
+        OutputSettings(free_space_classes=("roads",)).for_model(CITYSCAPES_NAMES)
     result = SegmentationResult(labels=np.zeros((8, 8), np.uint8), edges=None)
     with pytest.raises(ValueError, match="without edges"):
         render_outputs(None, np.zeros((8, 8, 3), np.uint8), result, ["edges"])

@@ -14,13 +14,14 @@ rounding):
   3x3, spatial path 7x7) run as stride-1 convolutions on the 12-channel space-to-depth image. The
   result is the same; CPUs run 12-channel convolutions several times faster.
 - When the output of the heads already has the image's size (height and width multiples of 8),
-  the class argmax runs on the classifier's 19 x 64 channels at 1/8 resolution BEFORE the pixel
+  the class argmax runs on the classifier's classes x 64 channels at 1/8 resolution BEFORE the pixel
   shuffle: the shuffle only permutes pixels and the final resize is then the identity, so the
-  labels are the same while the shuffle moves one uint8 channel instead of 19 float ones. The
+  labels are the same while the shuffle moves one uint8 channel instead of one float channel per
+  class (the class count is the checkpoint's: 19 for Cityscapes, any other for one's own). The
   classifier's output channels are reordered (sub-pixel major, class minor) so that the argmax
   reduces the innermost axis in channels-last memory. The edge head applies its sigmoid before
   its shuffle in the same way, and the confidence (the winning class's softmax probability) is
-  taken from the same 19 logits. Other sizes take the model's own path (shuffle, resize, argmax).
+  taken from the same logits. Other sizes take the model's own path (shuffle, resize, argmax).
 """
 
 from __future__ import annotations

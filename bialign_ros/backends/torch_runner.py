@@ -9,20 +9,28 @@ import numpy as np
 import torch
 
 from bialign_ros.backends.base import Runner, RunOutputs, check_batch
+from bialign_ros.backends.contract import HEAD_FACTOR
 from bialign_ros.backends.graph import InferenceGraph
-from bialign_ros.checkpoint import ModelMeta, load_checkpoint
+from bialign_ros.checkpoint import CheckpointError, ModelMeta, load_checkpoint
 from bialign_ros.model import BiAlignNet, build_model
 
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 _TRAIN_ONLY_PREFIXES = ("cxt16_aux.", "cxt8_aux.")
+_CLASSIFIER = "conv_out.conv_out.weight"
+"""The main head's last convolution: HEAD_FACTOR ** 2 outputs per class (before the pixel shuffle)."""
 
 
 def load_inference_model(path: str | Path) -> tuple[BiAlignNet, ModelMeta]:
     """The eval-mode model (edge head, no auxiliary heads) and metadata of a bialign_ros checkpoint.
 
-    Raises CheckpointError for a missing or foreign file and on weights that do not fit exactly.
+    Raises CheckpointError for a missing or foreign file, a class table that is not the classifier's,
+    and on weights that do not fit exactly.
     """
     state, meta, _ = load_checkpoint(path)
+    head = state.get(_CLASSIFIER)
+    if head is not None and head.shape[0] != HEAD_FACTOR**2 * meta.num_classes:
+        raise CheckpointError(f"{path}: its class table names {meta.num_classes} classes but its classifier "
+                              f"has {head.shape[0] // HEAD_FACTOR**2}")
     model = build_model(meta.arch, num_classes=meta.num_classes, gate=meta.gate, aux=False, edge=True)
     state = {k: v for k, v in state.items() if not k.startswith(_TRAIN_ONLY_PREFIXES)}
     model.load_state_dict(state, strict=True)

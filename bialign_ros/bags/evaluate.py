@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from bialign_ros.bags.messages import (
 )
 from bialign_ros.bags.report import ReportSample, write_report
 from bialign_ros.calibration import ConfidenceCalibration, FreeSpaceIoU
-from bialign_ros.classes import class_lookup
+from bialign_ros.classes import class_lookup, no_free_space_note
 from bialign_ros.codec import CodecError, message_to_rgb8
 from bialign_ros.metrics import ConfusionMatrix, summarize
 from bialign_ros.node_interface import OUTPUT_TOPICS as NODE_TOPICS
@@ -254,7 +254,9 @@ def evaluate_bag(bag: str | Path, weights: str | Path, out_dir: str | Path,
         seg = Segmenter.from_checkpoint(weights, device=options.device, precision=precision,
                                         input_scale=options.input_scale, warmup=False,
                                         backend=options.backend)
-        options.output_settings.check(seg.meta.class_names)
+        free_space = options.output_settings.for_model(seg.meta.class_names).free_space_classes
+        free_space_note = no_free_space_note(options.free_space_classes, seg.meta.class_names)
+        options = replace(options, free_space_classes=free_space)
         total = image_info.count
         if options.max_frames > 0:
             total = options.max_frames if total is None else min(total, options.max_frames)
@@ -268,6 +270,8 @@ def evaluate_bag(bag: str | Path, weights: str | Path, out_dir: str | Path,
             raise
         counts = outputs.close()
         damage, notes = reader.damage, list(reader.notes)
+        if free_space_note:
+            notes.append(f"free space: {free_space_note}")
 
     metrics = _metrics(bag, weights, run, counts, damage, notes)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))

@@ -1,4 +1,4 @@
-"""The ROS side of live evaluation: subscribe to the node's labels and to the ground truth.
+"""The ROS side of live evaluation: the node's class table, and subscriptions to its labels and the ground truth.
 
 Messages are converted in the callbacks (label images are small, mono8) and handed to a
 :class:`~bialign_ros.bags.live_score.LiveScorer`; everything runs on the executor's one thread.
@@ -11,14 +11,49 @@ import threading
 import time
 from typing import Any
 
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import GetParameters
+from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from bialign_ros.bags.live_score import LiveScorer
 from bialign_ros.bags.messages import message_labels, stamp_to_ns
+from bialign_ros.node_interface import CLASS_TABLE_PARAMS
 
 RELIABILITIES = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+
+
+def publisher_class_names(node: Node, executor: Executor, labels_topic: str,
+                          timeout: float) -> tuple[str, tuple[str, ...]]:
+    """(name, class names) of the node that publishes ``labels_topic``, from its read-only ``class_names``
+    parameter (see :mod:`bialign_ros.node_interface`), waiting up to ``timeout`` s for it to appear.
+
+    Raises ValueError naming what is missing: no publisher, no parameter service, no class table.
+    """
+    topic = node.resolve_topic_name(labels_topic)
+    deadline = time.monotonic() + timeout
+    while not (publishers := node.get_publishers_info_by_topic(topic)):
+        if time.monotonic() >= deadline:
+            raise ValueError(f"no node publishes {topic} (waited {timeout:g} s): start the node first, or give "
+                             "--weights for the class table")
+        executor.spin_once(timeout_sec=0.1)
+    info = publishers[0]
+    name = f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+    client = node.create_client(GetParameters, f"{name}/get_parameters")
+    try:
+        if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
+            raise ValueError(f"{name}, which publishes {topic}, answers no parameter requests")
+        future = client.call_async(GetParameters.Request(names=[CLASS_TABLE_PARAMS[0]]))
+        executor.spin_until_future_complete(future, timeout_sec=max(0.1, deadline - time.monotonic()))
+        values = future.result().values if future.done() else []
+    finally:
+        node.destroy_client(client)
+    if not values or values[0].type != ParameterType.PARAMETER_STRING_ARRAY:
+        raise ValueError(f"{name}, which publishes {topic}, has no {CLASS_TABLE_PARAMS[0]} parameter: give "
+                         "--weights for the class table")
+    return name, tuple(values[0].string_array_value)
 
 
 class LiveEvaluator:

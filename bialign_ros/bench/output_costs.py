@@ -56,7 +56,7 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
     """Every figure of the module docstring, with the machine, as one JSON-ready record."""
     seg = Segmenter.from_checkpoint(opts.weights, device="cpu")
     image = render_scene(7, opts.height, opts.width).image
-    settings = OutputSettings()
+    settings = OutputSettings().for_model(seg.meta.class_names)
 
     def with_planner_maps() -> None:
         result = seg.segment(image, edges=True, confidence=True)

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distance within which a boundary pixel counts as found (default 3)")
     p.add_argument("--edge-threshold", type=float, default=0.5, help="edge probability that counts as edge")
     p.add_argument("--free-space-classes", nargs="+", default=list(OutputSettings.free_space_classes),
-                   metavar="CLASS", help="class names that are free space (default: road)")
+                   metavar="CLASS",
+                   help="class names of the model that are free space (default: road, if the model has it)")
     p.add_argument("--free-space-min-confidence", type=float, default=OutputSettings.free_space_min_confidence,
                    help="confidence a free-space pixel needs (default %(default)s)")
     p.add_argument("--samples", type=int, default=6, help="frames shown in the report (default 6)")

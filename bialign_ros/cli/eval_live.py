@@ -3,7 +3,8 @@
 Subscribes to the node's labels and to a ground-truth topic (mono8 train IDs, e.g. from
 ``bialign_bag_play`` of a bag made by ``bialign_make_bag``), matches them by header stamp and
 reports the mIoU of what the system delivered, counting the frames it dropped (see
-:mod:`bialign_ros.bags.live_score`). Runs until --frames, --duration, --idle-timeout or Ctrl-C.
+:mod:`bialign_ros.bags.live_score`), over the class table of the node publishing the labels (or of
+--weights). Runs until --frames, --duration, --idle-timeout or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
 
-from bialign_ros.bags.live import RELIABILITIES, LiveEvaluator
+from bialign_ros.bags.live import RELIABILITIES, LiveEvaluator, publisher_class_names
 from bialign_ros.bags.live_score import LiveScorer
 from bialign_ros.checkpoint import CheckpointError, load_checkpoint
-from bialign_ros.classes import CITYSCAPES_NAMES, IGNORE_INDEX
+from bialign_ros.classes import IGNORE_INDEX
 from bialign_ros.node_interface import OUTPUT_TOPICS
 from bialign_ros.transport import use_transport_profile
 
@@ -34,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-topic", default=OUTPUT_TOPICS["labels"],
                    help=f"the node's labels topic (default {OUTPUT_TOPICS['labels']})")
     p.add_argument("--weights", type=Path,
-                   help="checkpoint whose class table to use (default: the 19 Cityscapes classes)")
+                   help="checkpoint whose class table to use (default: the class_names parameter of "
+                        "the node publishing the labels, ground truth ignoring 255)")
+    p.add_argument("--wait-for-node", type=float, default=60.0,
+                   help="without --weights: seconds to wait for the node publishing the labels (default 60)")
     p.add_argument("--stamp-tolerance-ms", type=float, default=2.0,
                    help="labels and ground truth match within this stamp difference (default 2)")
     p.add_argument("--frames", type=int, default=0,
@@ -54,11 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _class_names(weights: Path | None) -> tuple[tuple[str, ...], int]:
-    if weights is None:
-        return CITYSCAPES_NAMES, IGNORE_INDEX
-    _, meta, _ = load_checkpoint(weights)
-    return meta.class_names, meta.ignore_index
+def _class_table(args: argparse.Namespace, node: Node,
+                 executor: SingleThreadedExecutor) -> tuple[tuple[str, ...], int]:
+    """(class names, ignore index) from --weights, else from the node publishing the labels."""
+    if args.weights is not None:
+        _, meta, _ = load_checkpoint(args.weights)
+        return meta.class_names, meta.ignore_index
+    name, names = publisher_class_names(node, executor, args.labels_topic, args.wait_for_node)
+    print(f"class table of {name}: {', '.join(names)}", flush=True)
+    return names, IGNORE_INDEX
 
 
 def _percent(value: float | None) -> str:
@@ -98,31 +107,34 @@ def _summary_line(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args, ros_args = build_parser().parse_known_args(argv)
-    try:
-        names, ignore_index = _class_names(args.weights)
-        scorer = LiveScorer(names, round(args.stamp_tolerance_ms * 1e6), ignore_index)
-        if args.qos_depth < 1:
-            raise ValueError(f"--qos-depth must be >= 1, got {args.qos_depth}")
-    except (CheckpointError, ValueError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    if args.qos_depth < 1:
+        print(f"{PROG}: error: --qos-depth must be >= 1, got {args.qos_depth}", file=sys.stderr)
         return 2
     use_transport_profile()
     rclpy.init(args=[PROG, *ros_args])
     node = rclpy.create_node("bialign_eval_live")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    live = LiveEvaluator(node, scorer, args.labels_topic, args.gt_topic, args.qos_reliability, args.qos_depth)
-    print(f"listening: labels on {live.labels_topic}, ground truth on {live.gt_topic}", flush=True)
+    live = None
     try:
+        names, ignore_index = _class_table(args, node, executor)
+        scorer = LiveScorer(names, round(args.stamp_tolerance_ms * 1e6), ignore_index)
+        live = LiveEvaluator(node, scorer, args.labels_topic, args.gt_topic, args.qos_reliability, args.qos_depth)
+        print(f"listening: labels on {live.labels_topic}, ground truth on {live.gt_topic}", flush=True)
         _listen(live, executor, args)
+    except (CheckpointError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-    scorer.finish()
-    result = scorer.summary()
+    if live is None:  # interrupted before listening: nothing was scored
+        return 0
+    live.scorer.finish()
+    result = live.scorer.summary()
     result.update(labels_topic=live.labels_topic, gt_topic=live.gt_topic, errors=live.errors)
     print(_summary_line(result), flush=True)
     if args.out is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bialign_ros.checkpoint import CheckpointError
+from bialign_ros.classes import no_free_space_note
 from bialign_ros.image_files import read_rgb, write_png
 from bialign_ros.outputs import OutputSettings, needs_confidence, needs_edges, render_outputs
 from bialign_ros.segmenter import DEVICES, PRECISIONS, Segmenter
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color", action="store_true", help="also write <stem>_color.png")
     p.add_argument("--free-space-classes", nargs="+", default=list(OutputSettings.free_space_classes),
                    metavar="CLASS", help="class names that are free space in <stem>_free_space.png "
-                   f"(default: {' '.join(OutputSettings.free_space_classes)})")
+                   f"(default: {' '.join(OutputSettings.free_space_classes)}, if the model has it)")
     p.add_argument("--free-space-min-confidence", type=float, default=OutputSettings.free_space_min_confidence,
                    help="confidence a free-space pixel needs (default %(default)s)")
     return p
@@ -57,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     wanted = ("labels", "edges", "overlay", "confidence", "free_space", *(("color",) if args.color else ()))
     settings = OutputSettings(args.alpha, tuple(args.free_space_classes), args.free_space_min_confidence)
     try:
-        settings.check(seg.meta.class_names)
+        settings = settings.for_model(seg.meta.class_names)
     except ValueError as exc:
         print(f"bialign_segment: error: --free-space-classes: {exc}", file=sys.stderr)
         return 2
+    note = no_free_space_note(args.free_space_classes, seg.meta.class_names)
+    if note:
+        print(f"bialign_segment: note: --free-space-classes: {note}", file=sys.stderr)
     failures = 0
     for path in tqdm(args.images, desc="segment", unit="img", disable=len(args.images) < 2):
         try:
