@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from bialign_ros.checkpoint import ModelMeta, save_checkpoint
+from bialign_ros.class_table import ClassTable
 from bialign_ros.classes import CITYSCAPES_NAMES
 from bialign_ros.model import build_model
 from bialign_ros.model.bialign import CLASS_LAYERS
 from training.backbone import read_backbone_file
-from training.class_table import ClassTable
 from training.config import ConfigError, load_config
 from training.distributed import DistContext
 from training.train import build_training_model, config_from_args, get_args_parser, train

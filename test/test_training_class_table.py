@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
+from bialign_ros.class_table import ClassTableError, cityscapes_table, read_classes_yaml
 from bialign_ros.classes import CITYSCAPES_NAMES, IGNORE_INDEX
-from training.class_table import ClassTableError, cityscapes_table, read_classes_yaml
 from training.data import DatasetError, EvalSet, check_samples, class_table, find_samples
 
 CLASSES = {

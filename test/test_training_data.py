@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from bialign_ros.class_table import cityscapes_table
 from bialign_ros.classes import CITYSCAPES_CLASSES, IMAGENET_MEAN, IMAGENET_STD
-from training.class_table import cityscapes_table
 from training.config import load_config
 from training.data import (
     DatasetError,

@@ -5,7 +5,7 @@ images and ``ROOT/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 Label IDs become the 19 train IDs through the table of the official ``cityscapesscripts``
 package; every other label (void classes, license plate, ...) becomes the ignore index 255.
 
-One's own classes: ``ROOT/classes.yaml`` (see :mod:`training.class_table`),
+One's own classes: ``ROOT/classes.yaml`` (see :mod:`bialign_ros.class_table`),
 ``ROOT/images/<split>/**/<stem>.{png,jpg,...}`` and ``ROOT/labels/<split>/**/<stem>.png``
 (8-bit, one channel), paired by file stem, which must be unique within a split. A root with a
 ``classes.yaml`` is read in this layout.
@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from bialign_ros.class_table import CLASSES_FILE, ClassTable, ClassTableError, cityscapes_table, read_classes_yaml
 from bialign_ros.classes import IMAGENET_MEAN, IMAGENET_STD
 from bialign_ros.image_files import IMAGE_SUFFIXES, read_rgb
-from training.class_table import CLASSES_FILE, ClassTable, ClassTableError, cityscapes_table, read_classes_yaml
 from training.edges import edges_from_labels
 from training.sampler import CentroidIndex, PlanItem, build_epoch_plan
 from training.transforms import TrainAugmentation, normalize

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bialign_ros.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from bialign_ros.class_table import ClassTable, cityscapes_table
 from bialign_ros.classes import IMAGENET_MEAN, IMAGENET_STD
 from bialign_ros.metrics import summarize
 from bialign_ros.model import build_model
@@ -46,7 +47,6 @@ from bialign_ros.model.bialign import CLASS_LAYERS
 from bialign_ros.model.dfnet import BasicBlock
 from training import distributed as du
 from training.backbone import NO_BACKBONE, load_backbone, require_start
-from training.class_table import ClassTable, cityscapes_table
 from training.config import ConfigError, ModelConfig, TrainConfig, config_to_dict, load_config
 from training.data import (
     DatasetError,

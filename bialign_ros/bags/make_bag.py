@@ -4,7 +4,8 @@ Cityscapes layouts are recognised: ``leftImg8bit[_sequence]/<split>/<city>/*_lef
 frames with ``gtFine/<split>/<city>/*_gtFine_labelIds.png`` (label IDs, mapped to train IDs with
 the official ``cityscapesscripts`` table) or ``*_gtFine_labelTrainIds.png``. Any other folder of
 image files (:data:`bialign_ros.image_files.IMAGE_SUFFIXES`) takes label images of the same
-relative path and stem holding train IDs. Frames are stamped at ``1 / rate`` intervals and
+relative path and stem holding train IDs, or the label values of a ``classes.yaml``
+(:mod:`bialign_ros.class_table`) when one is given. Frames are stamped at ``1 / rate`` intervals and
 logged at their stamps; ground truth is a mono8 image with the frame's header.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from bialign_ros.bags.io import BagWriter
 from bialign_ros.bags.messages import COMPRESSED_IMAGE, IMAGE, compressed_message, image_message
-from bialign_ros.classes import IGNORE_INDEX
+from bialign_ros.class_table import ClassTable, cityscapes_table
 from bialign_ros.image_files import IMAGE_SUFFIXES, is_image_file, read_rgb
 from bialign_ros.node_interface import compressed_topic
 
@@ -41,8 +41,8 @@ class SourceFrame:
 
     image: Path
     label: Path | None = None
-    label_ids: bool = False
-    """True when the label file holds Cityscapes label IDs rather than train IDs."""
+    classes: ClassTable | None = None
+    """The class table whose label values the label file holds; None when it holds train IDs."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,13 @@ class BagSummary:
     stamps: tuple[int, ...]
 
 
-def find_frames(images_dir: str | Path, labels_dir: str | Path | None = None) -> list[SourceFrame]:
+def find_frames(images_dir: str | Path, labels_dir: str | Path | None = None,
+                classes: ClassTable | None = None) -> list[SourceFrame]:
     """The frames under ``images_dir`` (recursively, sorted by path) with their label files.
 
-    Frames without a label file are kept (they get no ground truth). Raises ValueError when the
-    folder holds no frames.
+    Frames without a label file are kept (they get no ground truth). ``classes`` maps the label
+    values of a plain folder's label files (default: they hold train IDs). Raises ValueError
+    when the folder holds no frames.
     """
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
@@ -75,11 +77,14 @@ def find_frames(images_dir: str | Path, labels_dir: str | Path | None = None) ->
     if not images:
         raise ValueError(f"no frames in {images_dir}: expected *{CITYSCAPES_IMAGE} or "
                          f"{'/'.join(IMAGE_SUFFIXES)} files")
-    return [_with_label(image, images_dir, labels_dir, cityscapes) for image in images]
+    if cityscapes and classes is not None:
+        raise ValueError(f"{images_dir} is a Cityscapes folder: its labels are mapped by the Cityscapes "
+                         "table, not by a classes.yaml")
+    return [_with_label(image, images_dir, labels_dir, cityscapes, classes) for image in images]
 
 
 def _with_label(image: Path, images_dir: Path, labels_dir: str | Path | None,
-                cityscapes: bool) -> SourceFrame:
+                cityscapes: bool, classes: ClassTable | None) -> SourceFrame:
     if labels_dir is None:
         return SourceFrame(image)
     rel = image.relative_to(images_dir)
@@ -88,23 +93,10 @@ def _with_label(image: Path, images_dir: Path, labels_dir: str | Path | None,
         for suffix, label_ids in ((CITYSCAPES_LABEL_IDS, True), (CITYSCAPES_TRAIN_IDS, False)):
             label = Path(labels_dir) / rel.parent / f"{stem}{suffix}"
             if label.is_file():
-                return SourceFrame(image, label, label_ids)
+                return SourceFrame(image, label, cityscapes_table() if label_ids else None)
         return SourceFrame(image)
     label = Path(labels_dir) / rel.with_suffix(".png")
-    return SourceFrame(image, label if label.is_file() else None)
-
-
-@lru_cache(maxsize=1)
-def label_id_to_train_id() -> np.ndarray:
-    """256-entry uint8 table from Cityscapes label ID to train ID (255 = ignore), from the
-    official ``cityscapesscripts.helpers.labels``."""
-    from cityscapesscripts.helpers.labels import labels
-
-    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for label in labels:
-        if 0 <= label.id < 256 and 0 <= label.trainId < IGNORE_INDEX:
-            lut[label.id] = label.trainId
-    return lut
+    return SourceFrame(image, label, classes) if label.is_file() else SourceFrame(image)
 
 
 def read_frame(frame: SourceFrame) -> tuple[np.ndarray, np.ndarray | None]:
@@ -118,7 +110,10 @@ def read_frame(frame: SourceFrame) -> tuple[np.ndarray, np.ndarray | None]:
     if ids.shape != rgb.shape[:2]:
         raise ValueError(f"label image {frame.label} is {ids.shape[1]}x{ids.shape[0]} but frame "
                          f"{frame.image} is {rgb.shape[1]}x{rgb.shape[0]}")
-    return rgb, label_id_to_train_id()[ids] if frame.label_ids else ids
+    if frame.classes is None:
+        return rgb, ids
+    frame.classes.check_label_map(ids, frame.label)
+    return rgb, frame.classes.lut[ids]
 
 
 def frame_stamp(index: int, rate: float, start_ns: int = DEFAULT_START_NS) -> int:
@@ -173,15 +168,16 @@ def make_bag(
     images_dir: str | Path,
     out: str | Path,
     labels_dir: str | Path | None = None,
+    classes: ClassTable | None = None,
     limit: int = 0,
     progress: bool = True,
     **options: object,
 ) -> BagSummary:
     """Write the frames of a folder (see the module doc) to a bag; ``options`` go to :func:`write_frames`.
 
-    ``limit`` > 0 keeps only the first frames.
+    ``classes`` maps a plain folder's label values to train IDs; ``limit`` > 0 keeps only the first frames.
     """
-    frames = find_frames(images_dir, labels_dir)
+    frames = find_frames(images_dir, labels_dir, classes)
     if limit > 0:
         frames = frames[:limit]
 

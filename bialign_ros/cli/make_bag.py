@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bialign_ros.bags.io import STORAGES, BagError
 from bialign_ros.bags.make_bag import DEFAULT_RATE, DEFAULT_START_NS, IMAGE_FORMATS, make_bag
+from bialign_ros.class_table import read_classes_yaml
 
 PROG = "bialign_make_bag"
 
@@ -23,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Write a folder of frames as a rosbag2 bag.")
     p.add_argument("--images", required=True, type=Path, help="folder of frames (searched recursively)")
     p.add_argument("--labels", type=Path,
-                   help="folder of label images: Cityscapes gtFine (label IDs) or train-ID PNGs of the "
-                        "same names")
+                   help="folder of label images: Cityscapes gtFine (label IDs) or PNGs of the same "
+                        "relative paths and stems holding train IDs (or --classes label values)")
+    p.add_argument("--classes", type=Path,
+                   help="classes.yaml of one's own data set: the label PNGs hold its label values")
     p.add_argument("--out", required=True, type=Path, help="bag directory to create")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE,
                    help=f"frames per second (default {DEFAULT_RATE:g})")
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     try:
-        summary = make_bag(args.images, args.out, args.labels, limit=args.limit,
+        classes = None if args.classes is None else read_classes_yaml(args.classes)
+        summary = make_bag(args.images, args.out, args.labels, classes, limit=args.limit,
                            progress=not args.no_progress, rate=args.rate, topic=args.topic,
                            gt_topic=args.gt_topic, storage=args.storage, image_format=args.format,
                            start_ns=int(args.start_time * 10**9), frame_id=args.frame_id)

@@ -12,12 +12,14 @@ classes carries a ``classes.yaml`` beside its ``images/`` and ``labels/`` folder
         color: [0, 0, 142]
         values: [4, 5, 6]
 
-Train IDs are the positions in ``classes``; ignored pixels get :data:`IGNORE_INDEX`.
+Train IDs are the positions in ``classes``; ignored pixels get :data:`IGNORE_INDEX`. The training
+package reads data sets with it, ``bialign_make_bag --classes`` writes their ground truth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ class ClassTable:
             )
 
 
+@lru_cache(maxsize=1)
 def cityscapes_table() -> ClassTable:
     """The 19 Cityscapes classes, with label IDs mapped by ``cityscapesscripts``' table."""
     from cityscapesscripts.helpers.labels import labels
