@@ -47,7 +47,9 @@ def test_backbone_file_layouts_initialise_the_backbone(tmp_path, layout, capsys)
     loaded = bare.backbone.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in source.items())
     log = capsys.readouterr().out
-    assert f"backbone weights: {len(source)} tensors from {path}" in log
+    groups = ", ".join(sorted({k.split(".", 1)[0] for k in source}))
+    assert f"backbone weights: {len(source)} tensors from {path} ({groups})" in log
+    assert groups.startswith("stage1, stage2_1, stage2_2, stage3_1")
     if layout in ("flat", "state_dict", "model", "module"):
         assert "ignored 2 other keys (fc.bias, fc.weight)" in log
 

@@ -60,6 +60,7 @@ def load_backbone(model: BiAlignNet, cfg: ModelConfig) -> str:
     """Load ``cfg.backbone_weights`` into ``model.backbone``; returns what was loaded, for the log."""
     state = read_backbone_file(cfg.backbone_weights, cfg.backbone_trust_source)
     ignored = load_backbone_state_dict(model, state)
-    loaded = len(state) - len(ignored)
+    used = sorted({k.split(".", 1)[0] for k in state if k not in ignored})
     note = f"; ignored {len(ignored)} other keys ({', '.join(ignored[:4])}{', ...' if len(ignored) > 4 else ''})"
-    return f"backbone weights: {loaded} tensors from {cfg.backbone_weights}" + (note if ignored else "")
+    return (f"backbone weights: {len(state) - len(ignored)} tensors from {cfg.backbone_weights} "
+            f"({', '.join(used)})" + (note if ignored else ""))
