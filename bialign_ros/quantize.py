@@ -4,7 +4,9 @@ The recipe (measured on this project's CPUs): export the fp32 graph with the spa
 stems, run ``quant_pre_process`` (shape inference and graph clean-up), then ``quantize_static``
 in QDQ format with per-channel symmetric int8 weights and asymmetric uint8 activations (int8
 activations are about twice as slow here), activation ranges from the 99.99th percentile of the
-user's calibration frames (one frame in memory at a time).
+user's calibration frames (one frame in memory at a time). A tensor whose values are non-zero
+but too close to zero for ONNX Runtime's 2048 float32 histogram bins (within about 1e-42) takes
+its min/max range instead, and the report names it (:func:`narrow_tensors_take_minmax`).
 
 Which parts stay in floating point is a deliberate choice (:data:`FLOAT_PARTS`):
 
@@ -24,11 +26,12 @@ instead of a dequantisation (see :func:`argmax_after_cast`): the same labels, a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -65,6 +68,8 @@ class QuantizationReport:
     method: str
     agreement: float | None
     """Fraction of held-out pixels whose int8 label equals the fp32 graph's (None without held-out frames)."""
+    minmax_tensors: tuple[str, ...] = field(default=())
+    """Tensors too narrow for percentile bins, which took their min/max range."""
 
     def summary(self) -> str:
         """One line for logs and CLIs."""
@@ -73,7 +78,60 @@ class QuantizationReport:
             f"{100 * self.agreement:.3f}%")
         return (f"{self.out}: int8 (QDQ, u8 activations, per-channel s8 weights), {self.calibration_frames} "
                 f"calibration frame(s) ({self.method} ranges), float parts: "
-                f"{', '.join(self.float_parts) or 'none'} ({self.float_nodes} nodes); {agree}")
+                f"{', '.join(self.float_parts) or 'none'} ({self.float_nodes} nodes); {agree}{self._fallback()}")
+
+    def _fallback(self) -> str:
+        if not self.minmax_tensors:
+            return ""
+        shown = ", ".join(self.minmax_tensors[:3]) + (", ..." if len(self.minmax_tensors) > 3 else "")
+        return (f"; {len(self.minmax_tensors)} tensor(s) too narrow for percentile bins took their "
+                f"min/max range ({shown})")
+
+
+@contextlib.contextmanager
+def narrow_tensors_take_minmax(ranges: dict[str, tuple[np.ndarray, np.ndarray]]) -> Iterator[None]:
+    """Within the block, ONNX Runtime's percentile calibration gives a tensor it cannot histogram
+    its min/max range instead of failing; ``ranges`` receives those tensors and ranges.
+
+    The percentile calibrator bins each tensor's values in 2048 float32 bins over +-max|x|.
+    Values that are non-zero but within about 1e-42 of zero leave bins float32 cannot tell apart,
+    and numpy's "Too many bins for data range" ends the whole quantisation. Such a tensor (in any
+    calibration frame) keeps the min and max of all its values: ``--calibration minmax`` for it
+    alone.
+    """
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    original_collect, original_result = HistogramCollector.collect, HistogramCollector.compute_collection_result
+
+    def collect(self: HistogramCollector, name_to_arr: dict) -> None:
+        if self.method != "percentile":
+            return original_collect(self, name_to_arr)
+        collect_one = self.collect_absolute_value if self.symmetric else self.collect_value
+        for name, arr in name_to_arr.items():
+            if name not in ranges:
+                try:
+                    collect_one({name: arr})
+                    continue
+                except ValueError as exc:
+                    if "Too many bins" not in str(exc):
+                        raise
+                    seen = self.histogram_dict.pop(name, None)  # earlier frames' min and max
+                    ranges[name] = (seen[2], seen[3]) if seen else (np.float32(np.inf), np.float32(-np.inf))
+            values = np.asarray(arr, dtype=np.float32)
+            low, high = ranges[name]
+            ranges[name] = (np.minimum(low, values.min()), np.maximum(high, values.max()))
+
+    def result(self: HistogramCollector) -> dict:
+        thresholds = original_result(self) if self.histogram_dict or self.method != "percentile" else {}
+        none = np.int64(0)  # the two leading histogram counts ONNX Runtime carries along, unused for ranges
+        narrow = {name: (np.float32(lo), np.float32(hi), none, none) for name, (lo, hi) in ranges.items()}
+        return {**thresholds, **narrow}
+
+    HistogramCollector.collect, HistogramCollector.compute_collection_result = collect, result
+    try:
+        yield
+    finally:
+        HistogramCollector.collect, HistogramCollector.compute_collection_result = original_collect, original_result
 
 
 def read_frames(paths: Iterable[Path], height: int, width: int) -> list[np.ndarray]:
@@ -260,22 +318,24 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=dynamic)
         excluded = float_node_names(onnx.load_model(str(prepared)), float_parts)
-        quantize_static(str(prepared), str(out), _FrameReader(calibration), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
-                        nodes_to_exclude=excluded,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                                       "CalibPercentile": CALIBRATION_PERCENTILE, "CalibStridedMinMax": 1,
-                                       # the two classifiers are the graph's only Gemm nodes
-                                       "OpTypesToExcludeOutputQuantization":
-                                           ["Gemm"] if "logits" in float_parts else []})
+        narrow: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        with narrow_tensors_take_minmax(narrow):
+            quantize_static(str(prepared), str(out), _FrameReader(calibration), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
+                            nodes_to_exclude=excluded,
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                                           "CalibPercentile": CALIBRATION_PERCENTILE, "CalibStridedMinMax": 1,
+                                           # the two classifiers are the graph's only Gemm nodes
+                                           "OpTypesToExcludeOutputQuantization":
+                                               ["Gemm"] if "logits" in float_parts else []})
         proto = onnx.load_model(str(out))
         rewired = argmax_after_cast(proto)
         _, info = parse_metadata({p.key: p.value for p in onnx.load_model(str(fp32), load_external_data=False)
                                   .metadata_props}, fp32)
         notes = {"calibration_frames": len(calibration), "calibration_size": [height, width],
                  "calibration_method": method, "float_parts": list(float_parts),
-                 "argmax_after_cast": rewired > 0}
+                 "argmax_after_cast": rewired > 0, "minmax_tensors": sorted(narrow)}
         int8_info = GraphInfo(precision="int8", height=info.height, width=info.width,
                               size_multiple=info.size_multiple, space_to_depth=True, notes=notes)
         set_onnx_metadata(proto, meta, int8_info)
@@ -289,4 +349,4 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
             onnx.save_model(proto, str(out))
     return QuantizationReport(out=out, calibration_frames=len(calibration), held_out_frames=len(held_out),
                               float_parts=tuple(float_parts), float_nodes=len(excluded), method=method,
-                              agreement=agreement)
+                              agreement=agreement, minmax_tensors=tuple(sorted(narrow)))

@@ -187,3 +187,33 @@ def test_cli_errors(untrained_weights, calib_dir, tmp_path):
     assert proc.returncode == 2 and "need more than --held-out 4" in proc.stderr
     proc = _quantize(tmp_path / "none.pt", calib_dir, tmp_path / "x.onnx")
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_a_tensor_percentile_cannot_bin_takes_its_minmax_range(untrained_weights, tmp_path):
+    """A checkpoint whose spatial-path output is a constant 1e-43 (non-zero, but 2048 float32 bins
+    of +-1e-43 cannot be told apart): percentile calibration used to end with numpy's "Too many
+    bins for data range"; now that tensor takes its min/max range, and the file still agrees."""
+    import torch
+
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    model, meta = load_inference_model(untrained_weights)
+    with torch.no_grad():
+        bn = model.sp.conv_out.bn
+        bn.weight.zero_()
+        bn.bias.fill_(1e-43)
+    frames = [render_scene(700 + i, H, W).image for i in range(3)]
+    report = quantize_model(model, meta, tmp_path / "tiny.int8.onnx", frames[:2], held_out=frames[2:],
+                            method="percentile")
+    # The constant and the few tensors it alone feeds (about 8: the next convolutions, the spatial
+    # head's flow warp) are near zero on every frame.
+    assert 0 < len(report.minmax_tensors) < 20
+    assert f"{len(report.minmax_tensors)} tensor(s) too narrow for percentile bins took their min/max range" \
+        in report.summary()
+    notes = read_onnx_metadata(tmp_path / "tiny.int8.onnx")[1].notes
+    assert notes["minmax_tensors"] == list(report.minmax_tensors)
+    # The same model with min/max ranges everywhere (which never bins) agrees no better.
+    minmax = quantize_model(model, meta, tmp_path / "minmax.int8.onnx", frames[:2], held_out=frames[2:],
+                            method="minmax")
+    assert not minmax.minmax_tensors
+    assert report.agreement >= minmax.agreement - 0.01, (report.agreement, minmax.agreement)
