@@ -112,7 +112,8 @@ def test_bag_play_loops_until_interrupted(small_bag):
                                             "--topics", "/camera/labels", "--wait-for-subscribers", "30"),
                               ros_env(domain))
         assert labels.wait_for(lambda m: len(labels.items) > 13, 60) is not None, player.output
-        assert player.interrupt() == 0
+        assert player.interrupt() == 0, player.output
+        assert "Traceback" not in player.output
         assert [stamp_ns(m) for m in labels.msgs[:12]] == 2 * [frame_stamp(i, 10.0) for i in range(6)]
     finally:
         if player is not None:

@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except Exception:
+        if node.context.ok():
+            raise
+        return 0  # Ctrl-C: rclpy's signal handler shut the context down while a message was being published
     finally:
         reader.close()
         node.destroy_node()
