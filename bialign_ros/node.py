@@ -562,6 +562,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if node is None or node.context.ok():
+            raise
+        # Ctrl-C: rclpy's signal handler shut the context down under a running callback.
     finally:
         if node is not None:
             node.release()
