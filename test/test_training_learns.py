@@ -27,6 +27,24 @@ def _majority_baseline(root) -> tuple[float, float]:
     return mean_iou(cm.matrix), pixel_accuracy(cm.matrix)
 
 
+def train_and_evaluate(root, tmp_path, steps: int) -> tuple:
+    """A short CPU training from scratch on the Cityscapes-format set at ``root`` (AdamW, 64-pixel
+    crops), then ``training.evaluate`` on its val split; returns the result and the metrics."""
+    cfg = load_config(None, [
+        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0", "model.backbone_weights=none",
+        "data.crop_size=64", "data.scale_min=0.75", "data.scale_max=1.5", "data.workers=1",
+        "data.class_uniform_tile=64", "optim.optimizer=adamw", "optim.lr=0.003", f"optim.iterations={steps}",
+        "optim.batch_size=8", "optim.batch_per_device=8", "loss.ohem_min_kept=1000",
+        "loss.edge_ohem_min_kept=500", "val_every=0", "ckpt_every=0",
+    ])
+    result = train(cfg, DistContext(), progress=False)
+    assert result.step == steps
+    out = tmp_path / "eval"
+    assert evaluate.main(["--weights", str(result.out_dir / "final.pt"), "--data-root", str(root),
+                          "--device", "cpu", "--no-pred", "--no-progress", "--out-dir", str(out)]) == 0
+    return result, json.loads((out / "metrics.json").read_text())
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread: two OpenMP threads stall badly when another process takes a core."""
@@ -44,20 +62,7 @@ def test_training_learns_synthetic_scenes(tmp_path, one_thread):
     root = tmp_path / "data"
     write_cityscapes(root, split="train", num_images=32, height=HEIGHT, width=WIDTH, seed=0, progress=False)
     write_cityscapes(root, split="val", num_images=8, height=HEIGHT, width=WIDTH, seed=500, progress=False)
-    cfg = load_config(None, [
-        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0", "model.backbone_weights=none",
-        "data.crop_size=64", "data.scale_min=0.75", "data.scale_max=1.5", "data.workers=1",
-        "data.class_uniform_tile=64", "optim.optimizer=adamw", "optim.lr=0.003", "optim.iterations=300",
-        "optim.batch_size=8", "optim.batch_per_device=8", "loss.ohem_min_kept=1000",
-        "loss.edge_ohem_min_kept=500", "val_every=0", "ckpt_every=0",
-    ])
-    result = train(cfg, DistContext(), progress=False)
-    assert result.step == 300
-
-    out = tmp_path / "eval"
-    assert evaluate.main(["--weights", str(result.out_dir / "final.pt"), "--data-root", str(root),
-                          "--device", "cpu", "--no-pred", "--out-dir", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    result, metrics = train_and_evaluate(root, tmp_path, steps=300)
     base_miou, base_acc = _majority_baseline(root)
     print(f"held-out synthetic mIoU {metrics['miou']:.3f} (majority-class baseline {base_miou:.3f}), "
           f"pixel accuracy {metrics['pixel_accuracy']:.3f} (baseline {base_acc:.3f})")

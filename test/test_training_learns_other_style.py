@@ -9,19 +9,13 @@ They are written as a Cityscapes data set with label-ID maps and read by the tra
 own loaders, so this checks the training and evaluation path on data it was not tuned for.
 """
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from test_training_learns import _majority_baseline
-
-from training import evaluate
-from training.config import load_config
-from training.distributed import DistContext
-from training.train import train
+from test_training_learns import _majority_baseline, train_and_evaluate
 
 HEIGHT, WIDTH = 64, 128
 
@@ -179,20 +173,7 @@ def test_training_learns_flat_scenes_of_another_style(tmp_path, one_thread):
     root = tmp_path / "data"
     write_flat_cityscapes(root, "train", "flatton", 32, seed=0)
     write_flat_cityscapes(root, "val", "flatford", 8, seed=500)
-    cfg = load_config(None, [
-        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0", "model.backbone_weights=none",
-        "data.crop_size=64", "data.scale_min=0.75", "data.scale_max=1.5", "data.workers=1",
-        "data.class_uniform_tile=64", "optim.optimizer=adamw", "optim.lr=0.003", "optim.iterations=200",
-        "optim.batch_size=8", "optim.batch_per_device=8", "loss.ohem_min_kept=1000",
-        "loss.edge_ohem_min_kept=500", "val_every=0", "ckpt_every=0",
-    ])
-    result = train(cfg, DistContext(), progress=False)
-    assert result.step == 200
-
-    out = tmp_path / "eval"
-    assert evaluate.main(["--weights", str(result.out_dir / "final.pt"), "--data-root", str(root),
-                          "--device", "cpu", "--no-pred", "--no-progress", "--out-dir", str(out)]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    _, metrics = train_and_evaluate(root, tmp_path, steps=200)
     base_miou, base_acc = _majority_baseline(root)
     iou = {name: v for name, v in metrics["per_class_iou"].items() if v is not None}
     print(f"held-out flat-style mIoU {metrics['miou']:.3f} (majority-class baseline {base_miou:.3f}), "
