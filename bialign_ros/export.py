@@ -67,6 +67,7 @@ def export_onnx(model: BiAlignNet, meta: ModelMeta, out: str | Path, height: int
     check_size(height, width, dynamic)
     graph = InferenceGraph(model, meta, space_to_depth=space_to_depth).eval()
     graph.size_multiple = HEAD_FACTOR if dynamic else 1
+    graph.logits_by_default = True
     if fp16:
         graph = graph.half()
     # A batch of 2: an example batch of 1 would be specialised to a constant.
@@ -107,8 +108,9 @@ def export_torchscript(model: BiAlignNet, meta: ModelMeta, out: str | Path, heig
                        width: int = 1024) -> Path:
     """Write the inference graph traced at ``height`` x ``width`` as TorchScript (for libtorch).
 
-    The file takes the same input and gives the same outputs as the ONNX export, at the traced
-    size; ``meta.json`` and ``graph.json`` inside it (``_extra_files``) carry the metadata.
+    The file takes the same input and gives the labels, edges and confidence of the ONNX export
+    (not its logits), at the traced size; ``meta.json`` and ``graph.json`` inside it
+    (``_extra_files``) carry the metadata.
     """
     check_size(height, width)
     graph = InferenceGraph(model, meta, space_to_depth=True).eval()

@@ -22,9 +22,17 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from bialign_ros.backends.base import BACKENDS, MIN_DYNAMIC_SIDE, Runner, backend_for_file
+from bialign_ros.backends.base import BACKENDS, MIN_DYNAMIC_SIDE, Runner, RunOutputs, backend_for_file
 from bialign_ros.checkpoint import CheckpointError, ModelMeta
 from bialign_ros.colorize import colorize, make_palette, overlay
+from bialign_ros.upsample import (
+    NetworkLogits,
+    per_image,
+    unshuffle_edge_logits,
+    upsample_confidence,
+    upsample_edges,
+    upsample_labels,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -132,8 +140,11 @@ class Segmenter:
 
     Use :meth:`from_checkpoint`. The network input is the image itself, or the image resized by
     ``input_scale``, or resized to the fixed size of an exported graph (multiples of 8 for a
-    dynamic-size export). When it differs from the image, labels come back to the image's size by
-    nearest neighbour and edges bilinearly; otherwise they are the graph's outputs unchanged.
+    dynamic-size export). When it differs from the image, the outputs are what the network's logits
+    give once resized bilinearly (``align_corners=False``) to the image's size: labels their argmax,
+    edges the sigmoid of the edge logit, confidence the largest softmax probability (computed
+    without resizing every class everywhere: :mod:`bialign_ros.upsample`). Otherwise they are the
+    graph's outputs unchanged.
     """
 
     def __init__(self, runner: Runner, meta: ModelMeta, input_scale: float = 1.0,
@@ -146,6 +157,7 @@ class Segmenter:
         self._model = model
         self._palette = make_palette(meta.class_colors)
         self._fixed_warned = False
+        self._stale_warned = False
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto",
@@ -298,21 +310,47 @@ class Segmenter:
             raise ValueError(f"a batch needs images of one size, got {sorted(shapes)}")
         batch = np.stack([self._network_input(im) for im in images]) if len(images) > 1 else \
             self._network_input(images[0])[None]
-        max_batch = self.runner.max_batch or len(images)
-        parts = [self.runner.run(batch[i:i + max_batch], confidence) for i in range(0, len(images), max_batch)]
-        labels, probs, conf = (np.concatenate(maps) if len(parts) > 1 else maps[0]
-                               for maps in zip(*((p.labels, p.edges, p.confidence) for p in parts)))
         h, w = images[0].shape[:2]
-        resize = labels.shape[1:] != (h, w)
+        nh, nw = batch.shape[1:3]
+        resize = (nh, nw) != (h, w)
+        exact = resize and self.runner.has_logits
+        if resize and not exact and not self._stale_warned:
+            LOG.warning("this file has no logits outputs (exported before them): labels come to the image's "
+                        "size by nearest neighbour and edges by bilinear resizing of probabilities; export "
+                        "it again for the exact bilinear upsampling of the logits")
+            self._stale_warned = True
+        max_batch = self.runner.max_batch or len(images)
+        parts = [self.runner.run(batch[i:i + max_batch], confidence, exact) for i in range(0, len(images), max_batch)]
         results = []
-        for i in range(len(images)):
-            maps = {"edges": probs[i] if edges else None, "confidence": conf[i] if confidence else None}
-            lab = labels[i]
-            if resize:
-                lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
-                maps = {k: None if m is None else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-                        for k, m in maps.items()}
-            results.append(SegmentationResult(labels=lab, **maps))
+        for part in parts:
+            if exact:
+                results += self._upsampled(part, (nh, nw), (h, w), edges, confidence)
+                continue
+            for i in range(len(part.labels)):
+                maps = {"edges": part.edges[i] if edges else None,
+                        "confidence": part.confidence[i] if confidence else None}
+                lab = part.labels[i]
+                if resize:
+                    lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+                    maps = {k: None if m is None else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+                            for k, m in maps.items()}
+                results.append(SegmentationResult(labels=lab, **maps))
+        return results
+
+    @staticmethod
+    def _upsampled(part: RunOutputs, network: tuple[int, int], size: tuple[int, int], edges: bool,
+                   confidence: bool) -> list[SegmentationResult]:
+        """The images of a run at the ``network`` size, brought to ``size`` by bilinear upsampling of
+        their logits (:mod:`bialign_ros.upsample`)."""
+        count = len(part.labels)
+        results = []
+        for labels, raw, raw_edge in zip(part.labels, per_image(part.logits, count, *network),
+                                         per_image(part.edge_logits, count, *network)):
+            logits = NetworkLogits(raw, *network)
+            results.append(SegmentationResult(
+                labels=upsample_labels(labels, logits, size),
+                edges=upsample_edges(unshuffle_edge_logits(raw_edge, *network), size) if edges else None,
+                confidence=upsample_confidence(logits, size) if confidence else None))
         return results
 
     __call__ = segment

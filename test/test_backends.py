@@ -25,6 +25,7 @@ from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.export import ExportError, export_onnx
 from bialign_ros.model import build_model
 from bialign_ros.segmenter import Segmenter
+from bialign_ros.synthetic import render_scene
 from bialign_ros.weights import randomize_batch_norm_statistics
 
 CPU = torch.device("cpu")
@@ -134,7 +135,7 @@ def test_argmax_before_shuffle_equals_argmax_after():
     head = ShuffleHead(model.conv_out, 5, "labels").eval()
     x = torch.randn(2, 256, 6, 9)
     with torch.no_grad():
-        fast, conf = head(x, (48, 72), confidence=True)  # the head's own size: argmax before the shuffle
+        fast, conf, _ = head(x, (48, 72), confidence=True)  # the head's own size: argmax before the shuffle
         logits = model.conv_out(x)
     assert torch.equal(fast.long(), logits.argmax(1))
     torch.testing.assert_close(conf, torch.softmax(logits, 1).amax(1))
@@ -159,8 +160,8 @@ def test_torch_runner_batches(model_and_meta):
     model, meta = model_and_meta
     runner = TorchRunner(model, meta, CPU)
     images = _images(2, 48, 64, seed=3)
-    labels, edges, conf = runner.run(images)
-    assert labels.shape == edges.shape == (2, 48, 64) and conf is None
+    labels, edges, conf, logits, edge_logits = runner.run(images)
+    assert labels.shape == edges.shape == (2, 48, 64) and conf is logits is edge_logits is None
     assert labels.dtype == np.uint8 and edges.dtype == np.float32
     single = runner.run(images[1:], confidence=True)
     assert (single.labels[0] == labels[1]).mean() > 0.999
@@ -261,3 +262,13 @@ def test_onnxruntime_workers_do_not_spin():
     so = session_options(2)
     assert so.intra_op_num_threads == 2
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_onnxruntime_outputs_at_reduced_scale_are_the_resized_logits(untrained_weights, onnx_file):
+    from test_upsample import backend_logits, check_reduced_scale
+
+    image = render_scene(31, 96, 160).image
+    seg = Segmenter.from_checkpoint(onnx_file, device="cpu", input_scale=0.5, warmup=False)
+    check_reduced_scale(seg, image)
+    torch_seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", input_scale=0.5, warmup=False)
+    assert np.abs(backend_logits(seg, image)[0] - backend_logits(torch_seg, image)[0]).max() < 1e-3

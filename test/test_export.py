@@ -66,7 +66,7 @@ def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, dynam
     model, meta = model_and_meta
     session = ort.InferenceSession(str(dynamic_file), providers=CPU)
     images = _images(n, h, w, seed=h)
-    labels, edges, conf = session.run(None, {"images": images})
+    labels, edges, conf, *_ = session.run(None, {"images": images})
     ref_labels, ref_edges, ref_conf = _torch_outputs(model, meta, images)
     assert labels.dtype == np.uint8 and labels.shape == edges.shape == conf.shape == (n, h, w)
     assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
@@ -79,7 +79,7 @@ def test_export_carries_metadata_and_opset(model_and_meta, dynamic_file):
     proto = onnx.load_model(str(dynamic_file))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= max(ONNX_OPSET, 17)
     assert [i.name for i in proto.graph.input] == ["images"]
-    assert [o.name for o in proto.graph.output] == ["labels", "edges", "confidence"]
+    assert [o.name for o in proto.graph.output] == ["labels", "edges", "confidence", "logits", "edge_logits"]
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props[META_KEY])["class_names"] == list(meta.class_names)
     read_meta, info = read_onnx_metadata(dynamic_file)
@@ -143,19 +143,20 @@ def test_cli_writes_a_checked_fixed_size_export(untrained_weights, model_and_met
     assert info.fixed_size == (60, 100)  # not a multiple of 8: the general head path
     model, meta = model_and_meta
     images = _images(1, 60, 100, seed=3)
-    labels, edges, conf = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    labels, edges, conf, *_ = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
     ref_labels, ref_edges, ref_conf = _torch_outputs(model, meta, images)
     assert (labels == ref_labels).mean() >= LABEL_AGREEMENT
     np.testing.assert_allclose(edges, ref_edges, atol=EDGE_TOLERANCE)
     assert np.abs(conf - ref_conf).max() < 1 / 255
-    # Other image sizes are resized to the fixed input; labels come back by nearest neighbour.
+    # Other image sizes are resized to the fixed input; the outputs come back as the resized logits
+    # give them (the general head path's logits: classes x 60 x 100 planes).
+    from test_upsample import check_reduced_scale
+
     seg = Segmenter.from_checkpoint(out, device="cpu", input_scale=0.5, warmup=False)
     assert seg.network_size(120, 200) == (60, 100)
     big = cv2.resize(images[0], (200, 120), interpolation=cv2.INTER_NEAREST)
-    res = seg.segment(big)
-    assert res.labels.shape == res.edges.shape == (120, 200)
-    assert np.array_equal(res.labels, cv2.resize(seg.segment(images[0]).labels, (200, 120),
-                                                 interpolation=cv2.INTER_NEAREST))
+    assert seg.segment(big).labels.shape == (120, 200)
+    check_reduced_scale(seg, big)
 
 
 def test_cli_errors(untrained_weights, tmp_path):
@@ -178,7 +179,7 @@ def test_fp16_export_runs_with_half_the_weights(model_and_meta, tmp_path):
     assert conv_weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in conv_weights)
     assert read_onnx_metadata(out)[1].precision == "fp16"
     images = _images(1, 64, 96, seed=4)
-    labels, edges, _ = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
+    labels, edges, *_ = ort.InferenceSession(str(out), providers=CPU).run(None, {"images": images})
     ref_labels, ref_edges, _ = _torch_outputs(model, meta, images)
     assert edges.dtype == np.float16
     # Untrained logits have tiny margins, so fp16 flips more labels than trained weights would.

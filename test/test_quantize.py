@@ -217,3 +217,10 @@ def test_a_tensor_percentile_cannot_bin_takes_its_minmax_range(untrained_weights
                             method="minmax")
     assert not minmax.minmax_tensors
     assert report.agreement >= minmax.agreement - 0.01, (report.agreement, minmax.agreement)
+
+
+def test_int8_outputs_at_reduced_scale_are_the_resized_logits(int8_file):
+    from test_upsample import check_reduced_scale
+
+    seg = Segmenter.from_checkpoint(int8_file, device="cpu", input_scale=0.5, warmup=False)
+    check_reduced_scale(seg, render_scene(31, 2 * H, 2 * W).image)

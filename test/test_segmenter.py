@@ -170,15 +170,13 @@ def test_torch_backend_reports_itself(seg):
     assert seg.runner.fixed_size is None and seg.runner.size_multiple == 1
 
 
-def test_input_scale_resizes_labels_by_nearest_neighbour(weights, seg):
+def test_input_scale_runs_the_network_on_the_resized_image(weights):
     half = Segmenter.from_checkpoint(weights, device="cpu", input_scale=0.5, warmup=False)
     image = _image(96, 160, seed=8)
     small = cv2.resize(image, (80, 48), interpolation=cv2.INTER_AREA)
     assert half.network_size(96, 160) == (48, 80)
-    res = half.segment(image)
-    direct = seg.segment(small)  # the network input of the half-scale Segmenter, at scale 1
-    assert np.array_equal(res.labels, cv2.resize(direct.labels, (160, 96), interpolation=cv2.INTER_NEAREST))
-    assert set(np.unique(res.labels)) <= set(np.unique(direct.labels))
+    assert np.array_equal(half._network_input(image), small)
+    # How the outputs come back to the image's size: test_upsample.py.
 
 
 def test_segment_batch_matches_single_images(seg):

@@ -70,13 +70,19 @@ class RunOutputs(NamedTuple):
     """float32 edge probability."""
     confidence: np.ndarray | None
     """float32 softmax probability of the winning class, or None when not asked for."""
+    logits: np.ndarray | None = None
+    """The class logits behind the labels when asked for, in the graph's layout: (N h/8 w/8) x
+    (64 classes) or N x classes x H x W (see :class:`bialign_ros.upsample.NetworkLogits`)."""
+    edge_logits: np.ndarray | None = None
+    """The edge logit behind the edges when asked for: (N h/8 w/8) x 64 or N x H x W."""
 
 
 class Runner(ABC):
     """Runs the inference graph on a batch of images; the Segmenter does the rest.
 
     ``run`` takes N x H x W x 3 uint8 RGB (C-contiguous) at the network's input size and returns
-    :class:`RunOutputs`; the confidence only when asked for (it costs a softmax over the classes).
+    :class:`RunOutputs`; the confidence only when asked for (it costs a softmax over the classes),
+    the logits only when asked for (to bring the outputs to another size).
     """
 
     name: str = ""
@@ -89,10 +95,13 @@ class Runner(ABC):
     """Height and width must be multiples of this (when the size is not fixed)."""
     max_batch: int | None = None
     """Largest batch one call takes, or None for any."""
+    has_logits: bool = True
+    """Whether ``run`` can return the logits (files exported before they existed cannot)."""
 
     @abstractmethod
-    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
-        """Labels, edge probability and (with ``confidence``) confidence of a uint8 N x H x W x 3 RGB batch."""
+    def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
+        """Labels, edge probability and (with ``confidence``) confidence of a uint8 N x H x W x 3 RGB batch;
+        with ``logits`` also the class and edge logits."""
 
     @abstractmethod
     def close(self) -> None:

@@ -19,9 +19,11 @@ META_KEY = "bialign_ros.meta"
 GRAPH_KEY = "bialign_ros.graph"
 INPUT_NAME = "images"
 CONFIDENCE_OUTPUT = "confidence"
-OUTPUT_NAMES = ("labels", "edges", CONFIDENCE_OUTPUT)
-"""Graph outputs: uint8 labels, edge probability, and the winning class's softmax probability
-(files exported before the confidence existed have only the first two)."""
+LOGITS_OUTPUTS = ("logits", "edge_logits")
+OUTPUT_NAMES = ("labels", "edges", CONFIDENCE_OUTPUT, *LOGITS_OUTPUTS)
+"""Graph outputs: uint8 labels, edge probability, the winning class's softmax probability, and the
+class and edge logits these come from (for other output sizes; see :mod:`bialign_ros.upsample`).
+Files exported before the confidence existed have only the first two, before the logits the first three."""
 HEAD_FACTOR = 8
 """Output stride of the heads: the fast head path needs image sizes that are multiples of it."""
 

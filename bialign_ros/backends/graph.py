@@ -161,15 +161,21 @@ class ShuffleHead(nn.Module):
         self.classifier.weight.data.copy_(w)
         self.classifier.bias.data.copy_(src.bias.detach().reshape(classes, ff).t().reshape(-1))
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int],
-                confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], confidence: bool = False,
+                logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(labels or edge probability, N x H x W; the winning class's softmax probability when
-        ``confidence`` and ``kind="labels"``, else None)."""
+        ``confidence`` and ``kind="labels"``, else None; the logits behind them when ``logits``, else None).
+
+        The logits are the classifier's output as computed: (N h w) x (64 classes) before the pixel
+        shuffle on the fast path, else N x classes x H x W (labels) or N x H x W (edges); see
+        :class:`bialign_ros.upsample.NetworkLogits`.
+        """
         x = self.conv(x)
         n, _, h, w = x.shape
         f, ff, k = self.factor, self.factor ** 2, self.classes
         # One (N h w) x C matrix product: a Gemm in ONNX, with the bias, quantisable as a whole.
         y = self.classifier(x.permute(0, 2, 3, 1).reshape(n * h * w, -1))
+        raw = y if logits else None
         if known_true(size[0] % f == 0) and known_true(size[1] % f == 0):
             # The heads' grid is ceil(size / 8), so they output exactly the image size. Stated for exports
             # with symbolic sizes, whose shape arithmetic cannot carry it through the strided layers.
@@ -180,16 +186,17 @@ class ShuffleHead(nn.Module):
                 return t.reshape(n, h, w, f, f).permute(0, 1, 3, 2, 4).reshape(n, h * f, w * f)
 
             if self.kind != "labels":
-                return unshuffle(torch.sigmoid(y)), None
+                return unshuffle(torch.sigmoid(y)), None, raw
             y = y.reshape(-1, k)  # 2-D: the fastest argmax in ONNX Runtime
             conf = unshuffle(max_softmax(y, -1)) if confidence else None
-            return unshuffle(y.argmax(-1).to(torch.uint8)), conf
+            return unshuffle(y.argmax(-1).to(torch.uint8)), conf, raw
         # The model's own order: shuffle, resize to the image, then argmax / sigmoid.
-        logits = y.reshape(n, h, w, ff, k).permute(0, 4, 3, 1, 2).reshape(n, k * ff, h, w)
-        logits = resize(F.pixel_shuffle(logits, f), size)
+        planes = y.reshape(n, h, w, ff, k).permute(0, 4, 3, 1, 2).reshape(n, k * ff, h, w)
+        planes = resize(F.pixel_shuffle(planes, f), size)
         if self.kind != "labels":
-            return torch.sigmoid(logits[:, 0]), None
-        return logits.argmax(1).to(torch.uint8), max_softmax(logits, 1) if confidence else None
+            return torch.sigmoid(planes[:, 0]), None, planes[:, 0] if logits else None
+        conf = max_softmax(planes, 1) if confidence else None
+        return planes.argmax(1).to(torch.uint8), conf, planes if logits else None
 
 
 def max_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -237,6 +244,8 @@ class InferenceGraph(nn.Module):
         """Run the convolutions in channels-last memory (set by the torch backend; no effect on exports)."""
         self.size_multiple = 1
         """Image sizes are declared multiples of this (a dynamic-size export sets 8: the fast head path)."""
+        self.logits_by_default = False
+        """Whether ``forward`` gives the logits when not told (an export sets it: its graph has them)."""
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
 
     def network_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -257,10 +266,16 @@ class InferenceGraph(nn.Module):
         # Even sizes: rearranged while still uint8 (a quarter of the bytes), then normalised.
         return _space_to_depth(images).to(dtype) - mean.repeat(1, 4, 1, 1)
 
-    def forward(self, images: torch.Tensor,
-                confidence: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, images: torch.Tensor, confidence: bool = True,
+                logits: bool | None = None) -> tuple[torch.Tensor | None, ...]:
         """Labels, edge probability and (with ``confidence``, as exports have it) the winning class's
-        softmax probability, computed at 1/8 resolution before the pixel shuffle like the labels."""
+        softmax probability, computed at 1/8 resolution before the pixel shuffle like the labels.
+
+        With ``logits`` (default :attr:`logits_by_default`; exports have them), also the class logits
+        and the edge logit that those are computed from (layouts in :meth:`ShuffleHead.forward`):
+        what bringing the outputs to another size needs (:mod:`bialign_ros.upsample`).
+        """
+        logits = self.logits_by_default if logits is None else logits
         size = (images.shape[1], images.shape[2])
         if self.size_multiple > 1:
             torch._check(size[0] % self.size_multiple == 0)
@@ -273,5 +288,9 @@ class InferenceGraph(nn.Module):
         spatial = self.sp(x)
         context_aligned = self.spatial2Context(spatial, context)
         spatial_aligned = self.context2Spatial(spatial, context)
-        labels, conf = self.label_head(torch.cat([context_aligned, spatial_aligned], dim=1), size, confidence)
-        return labels, self.edge_head(spatial_aligned, size)[0], conf
+        labels, conf, class_logits = self.label_head(torch.cat([context_aligned, spatial_aligned], dim=1), size,
+                                                     confidence, logits)
+        edges, _, edge_logits = self.edge_head(spatial_aligned, size, logits=logits)
+        if logits:
+            return labels, edges, conf, class_logits, edge_logits
+        return labels, edges, conf

@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from bialign_ros.backends.base import BackendUnavailable, Runner, RunOutputs, check_batch, physical_cores
-from bialign_ros.backends.contract import CONFIDENCE_OUTPUT, INPUT_NAME, OUTPUT_NAMES, ExportError, parse_metadata
+from bialign_ros.backends.contract import (
+    CONFIDENCE_OUTPUT,
+    INPUT_NAME,
+    LOGITS_OUTPUTS,
+    OUTPUT_NAMES,
+    ExportError,
+    parse_metadata,
+)
 
 
 def session_options(threads: int = 0):
@@ -89,17 +96,22 @@ class OrtRunner(Runner):
         self.fixed_size = self.info.fixed_size
         self.size_multiple = self.info.size_multiple
         self.threads = self.session.get_session_options().intra_op_num_threads
-        self.has_confidence = CONFIDENCE_OUTPUT in {o.name for o in self.session.get_outputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        self.has_confidence = CONFIDENCE_OUTPUT in outputs
+        self.has_logits = set(LOGITS_OUTPUTS) <= outputs
 
-    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
+    def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
         check_batch(images)
         if confidence and not self.has_confidence:
             raise ValueError(f"{self.path.name} has no confidence output (exported before it existed): export "
                              f"and quantise it again to get segmentation/confidence and free space")
-        names = OUTPUT_NAMES if confidence else OUTPUT_NAMES[:2]
-        outputs = self.session.run(list(names), {INPUT_NAME: np.ascontiguousarray(images)})
-        labels, edges = outputs[0], outputs[1].astype(np.float32, copy=False)
-        return RunOutputs(labels, edges, outputs[2].astype(np.float32, copy=False) if confidence else None)
+        if logits and not self.has_logits:
+            raise ValueError(f"{self.path.name} has no logits outputs (exported before them)")
+        names = [*OUTPUT_NAMES[:2], *([CONFIDENCE_OUTPUT] if confidence else []), *(LOGITS_OUTPUTS if logits else [])]
+        found = dict(zip(names, self.session.run(names, {INPUT_NAME: np.ascontiguousarray(images)})))
+        as_f32 = {name: value.astype(np.float32, copy=False) for name, value in found.items() if name != "labels"}
+        return RunOutputs(found["labels"], as_f32["edges"], as_f32.get(CONFIDENCE_OUTPUT),
+                          *(as_f32.get(name) for name in LOGITS_OUTPUTS))
 
     def close(self) -> None:
         self.session = None

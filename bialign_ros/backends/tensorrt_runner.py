@@ -16,7 +16,13 @@ from bialign_ros.backends.base import (
     RunOutputs,
     check_batch,
 )
-from bialign_ros.backends.contract import INPUT_NAME, OUTPUT_NAMES, read_onnx_metadata
+from bialign_ros.backends.contract import (
+    CONFIDENCE_OUTPUT,
+    INPUT_NAME,
+    LOGITS_OUTPUTS,
+    OUTPUT_NAMES,
+    read_onnx_metadata,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +75,7 @@ class TensorRTRunner(Runner):
         self.context = self.engine.create_execution_context()
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         self.output_names = tuple(name for name in OUTPUT_NAMES if name in names)
+        self.has_logits = set(LOGITS_OUTPUTS) <= names
 
     def _build(self, trt, logger, onnx_path: Path) -> bytes:
         builder = trt.Builder(logger)
@@ -93,28 +100,31 @@ class TensorRTRunner(Runner):
             raise ValueError(f"TensorRT could not build an engine from {onnx_path}")
         return bytes(serialized)
 
-    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
+    def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
         from bialign_ros.backends.torch_runner import quantized_to_host  # torch: needed here anyway
 
         check_batch(images)
-        if confidence and len(self.output_names) < 3:
+        if confidence and CONFIDENCE_OUTPUT not in self.output_names:
             raise ValueError("this engine has no confidence output: build it from a new export")
+        if logits and not self.has_logits:
+            raise ValueError("this engine has no logits outputs: build it from a new export")
         torch = self._torch
-        n, h, w, _ = images.shape
         x = torch.from_numpy(images).pin_memory().to(self.device, non_blocking=True)
-        prob_dtype = torch.float16 if self.precision == "fp16" else torch.float32
-        labels = torch.empty((n, h, w), dtype=torch.uint8, device=self.device)
-        edges = torch.empty((n, h, w), dtype=prob_dtype, device=self.device)
-        conf = torch.empty((n, h, w), dtype=torch.float32, device=self.device)
         self.context.set_input_shape(INPUT_NAME, tuple(x.shape))
-        outputs = (labels, edges, conf)[:len(self.output_names)]
-        for name, tensor in zip((INPUT_NAME, *self.output_names), (x, *outputs)):
+        # Every output of the engine needs a buffer; each has the shape the input implies.
+        prob_dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        dtypes = {"labels": torch.uint8, CONFIDENCE_OUTPUT: torch.float32}
+        buffers = {name: torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=dtypes.get(name, prob_dtype),
+                                     device=self.device) for name in self.output_names}
+        self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
+        for name, tensor in buffers.items():
             self.context.set_tensor_address(name, tensor.data_ptr())
         stream = torch.cuda.current_stream(x.device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
-        return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges),
-                          quantized_to_host(conf) if confidence else None)
+        raw = [buffers[name].float().cpu().numpy() for name in LOGITS_OUTPUTS] if logits else []
+        return RunOutputs(buffers["labels"].cpu().numpy(), quantized_to_host(buffers["edges"]),
+                          quantized_to_host(buffers[CONFIDENCE_OUTPUT]) if confidence else None, *raw)
 
     def close(self) -> None:
         self.context = self.engine = None

@@ -75,23 +75,24 @@ class TorchRunner(Runner):
             self._fn = torch.compile(graph, dynamic=False)
 
     @torch.inference_mode()
-    def run_tensors(self, images: torch.Tensor,
-                    confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def run_tensors(self, images: torch.Tensor, confidence: bool = False,
+                    logits: bool = False) -> tuple[torch.Tensor | None, ...]:
         """The graph on a uint8 N x H x W x 3 tensor already on the device; outputs stay there."""
         with torch.autocast(self.device_obj.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self._fn(images, confidence)
+            return self._fn(images, confidence, logits)
 
-    def run(self, images: np.ndarray, confidence: bool = False) -> RunOutputs:
+    def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
         check_batch(images)
         with warnings.catch_warnings():  # frames straight from a message buffer are read-only; the graph only reads
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             x = torch.from_numpy(images)
         if self.device_obj.type == "cuda":
             x = x.pin_memory().to(self.device_obj, non_blocking=True)
-        labels, edges, conf = self.run_tensors(x, confidence)
+        labels, edges, conf, *raw = self.run_tensors(x, confidence, logits)
+        raw = [t.float().cpu().numpy() for t in raw]  # logits: only when the outputs change size
         if self.device_obj.type == "cuda":  # only uint8 travels back to the host
-            return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges), quantized_to_host(conf))
-        return RunOutputs(labels.numpy(), edges.float().numpy(), None if conf is None else conf.numpy())
+            return RunOutputs(labels.cpu().numpy(), quantized_to_host(edges), quantized_to_host(conf), *raw)
+        return RunOutputs(labels.numpy(), edges.float().numpy(), None if conf is None else conf.numpy(), *raw)
 
     def close(self) -> None:
         self.graph = self._fn = None

@@ -1,0 +1,217 @@
+"""Network outputs brought to the camera's size exactly as bilinear upsampling of the logits defines them.
+
+When the network runs at another size than the image (``input_scale``, a fixed-size export), the
+labels are the argmax of the logits resized bilinearly (``align_corners=False``, PyTorch's
+``F.interpolate``) to the image's size, the edges the sigmoid of the resized edge logit and the
+confidence the largest softmax probability of the resized logits: what the model itself computes
+when asked for another output size.
+
+Labels do not need all classes resized everywhere. Each output pixel mixes the logits of the four
+network pixels around it with non-negative weights that sum to 1; where those four share their
+winning class, every such mix keeps it winning (the winning logit is at least every other in each
+of the four, so also in any convex combination). Only pixels whose four neighbours disagree (next
+to a label boundary) have their logits mixed here; the others take their neighbours' label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from bialign_ros.backends.contract import HEAD_FACTOR
+
+FEW = 4
+"""Cells with at most this many contending classes mix only theirs."""
+
+
+@dataclass(frozen=True)
+class AxisWeights:
+    """Bilinear sampling along one axis, from ``src`` to ``dst`` samples (``align_corners=False``).
+
+    Output ``i`` mixes source ``lo[i]`` with weight ``1 - frac[i]`` and ``hi[i]`` with ``frac[i]``,
+    where ``hi = min(lo + 1, src - 1)``, as PyTorch computes it (source positions below 0 clamp to 0).
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    frac: np.ndarray
+    start: np.ndarray
+    """start[j]: the first output index whose ``lo`` is j (``start[src]`` = dst); ``lo`` never decreases."""
+
+
+@lru_cache(maxsize=32)
+def axis_weights(src: int, dst: int) -> AxisWeights:
+    """:class:`AxisWeights` for resizing ``src`` samples to ``dst`` (cached: the sizes repeat per frame)."""
+    pos = np.maximum((np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5, 0.0)
+    lo = np.minimum(np.floor(pos).astype(np.int64), src - 1)
+    hi = np.minimum(lo + 1, src - 1)
+    frac = (pos - lo).astype(np.float32)
+    frac[lo == hi] = 0.0
+    start = np.searchsorted(lo, np.arange(src + 1), side="left")
+    for a in (lo, hi, frac, start):
+        a.flags.writeable = False
+    return AxisWeights(lo, hi, frac, start)
+
+
+def fast_path(height: int, width: int) -> bool:
+    """Whether the graph's heads take their fast path at this network size (multiples of 8): its
+    logits then come as (h/8 w/8) x (64 channels) blocks, else as channels x h x w planes."""
+    return height % HEAD_FACTOR == 0 and width % HEAD_FACTOR == 0
+
+
+def per_image(raw: np.ndarray, count: int, height: int, width: int) -> list[np.ndarray]:
+    """A batch's logits output (either layout, see :func:`fast_path`) split into its ``count`` images."""
+    if fast_path(height, width):
+        return np.split(raw, count)
+    return list(raw)
+
+
+class NetworkLogits:
+    """The class logits of one image at the network's size ``height`` x ``width``, in the layout the
+    graph gives them (:func:`fast_path`).
+
+    Blocks: the classifier's output before the pixel shuffle, (h/8 * w/8) x (64 * classes), sub-pixel
+    major and class minor; planes: classes x h x w.
+    """
+
+    def __init__(self, data: np.ndarray, height: int, width: int):
+        self.height, self.width = height, width
+        if fast_path(height, width):
+            f = HEAD_FACTOR
+            self.classes = data.shape[-1] // (f * f)
+            self._rows, self._planes = data.reshape(-1, self.classes), None
+        else:
+            self.classes = data.shape[0]
+            self._rows, self._planes = None, data
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """float32 logits of network pixels (ys[i], xs[i]): len(ys) x classes."""
+        if self._planes is not None:
+            return np.ascontiguousarray(self._planes[:, ys, xs].T, dtype=np.float32)
+        f = HEAD_FACTOR
+        rows = ((ys // f) * (self.width // f) + xs // f) * (f * f) + (ys % f) * f + xs % f
+        return self._rows.take(rows, axis=0).astype(np.float32, copy=False)
+
+    def planes(self) -> np.ndarray:
+        """All logits as float32 classes x h x w."""
+        if self._planes is not None:
+            return self._planes.astype(np.float32, copy=False)
+        f, hb, wb = HEAD_FACTOR, self.height // HEAD_FACTOR, self.width // HEAD_FACTOR
+        b = self._rows.reshape(hb, wb, f, f, self.classes).astype(np.float32, copy=False)
+        return np.ascontiguousarray(b.transpose(4, 0, 2, 1, 3)).reshape(self.classes, hb * f, wb * f)
+
+
+def unshuffle_edge_logits(data: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Edge logits of one image at the network's size (h x w float32) from the graph's output:
+    (h/8 * w/8) x 64 blocks on the fast path, else already h x w."""
+    if fast_path(height, width):
+        f = HEAD_FACTOR
+        data = data.reshape(height // f, width // f, f, f).transpose(0, 2, 1, 3).reshape(height, width)
+    return data.astype(np.float32, copy=False)
+
+
+def boundary_cells(labels: np.ndarray) -> np.ndarray:
+    """h x w bool: network pixel (i, j) whose 2 x 2 cell with (i+1, j), (i, j+1), (i+1, j+1) (clamped
+    at the last row and column) holds more than one label."""
+    padded = np.pad(labels, ((0, 1), (0, 1)), mode="edge")
+    here = padded[:-1, :-1]
+    return (here != padded[1:, :-1]) | (here != padded[:-1, 1:]) | (here != padded[1:, 1:])
+
+
+def upsample_labels(labels: np.ndarray, logits: NetworkLogits, size: tuple[int, int]) -> np.ndarray:
+    """H x W uint8: the argmax of ``logits`` resized bilinearly to ``size`` = (H, W).
+
+    ``labels`` (h x w uint8) is the argmax of the same logits at the network's size; it decides
+    which pixels need their logits mixed (see the module's docstring). Within a boundary cell,
+    class c can win somewhere only if its largest corner logit reaches the largest smallest-corner
+    logit of any class; where just two classes can (nearly every cell), the winner at a pixel is the
+    sign of one mixed logit difference, and only the rest mix every class.
+    """
+    (h, w), (out_h, out_w) = labels.shape, size
+    ay, ax = axis_weights(h, out_h), axis_weights(w, out_w)
+    if out_h >= h and out_w >= w:
+        # Nearest neighbour picks one of each output pixel's four neighbours when enlarging: right
+        # wherever they agree, and the boundary cells are recomputed below.
+        out = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    else:
+        out = np.ascontiguousarray(labels.take(ay.lo, axis=0).take(ax.lo, axis=1))
+    ci, cj = np.nonzero(boundary_cells(labels))
+    rows, cols = np.diff(ay.start)[ci], np.diff(ax.start)[cj]
+    keep = (rows > 0) & (cols > 0)
+    ci, cj, rows, cols = ci[keep], cj[keep], rows[keep], cols[keep]
+    if ci.size == 0:
+        return out
+    # Corner logits of each cell: 4 x cells x classes (top-left, top-right, bottom-left, bottom-right).
+    i1, j1 = ay.hi[ay.start[ci]], ax.hi[ax.start[cj]]
+    corners = np.stack([logits.at(ci, cj), logits.at(ci, j1), logits.at(i1, cj), logits.at(i1, j1)])
+    floor = corners.min(0).max(1, keepdims=True)
+    contenders = corners.max(0) >= floor
+    pair = contenders.sum(1) == 2
+    # The output pixels of each cell form a rectangle: rows start[i] + 0..rows-1, columns likewise.
+    count = rows * cols
+    cell = np.repeat(np.arange(ci.size), count)
+    k = np.arange(cell.size) - np.repeat(np.cumsum(count) - count, count)
+    ys = ay.start[ci][cell] + k // cols[cell]
+    xs = ax.start[cj][cell] + k % cols[cell]
+    wy, wx = ay.frac[ys], ax.frac[xs]
+    flat = ys * out_w + xs
+    winners = out.reshape(-1)  # a view: out is C-contiguous
+    on_pair = pair[cell]
+
+    # Two contenders a < b: b wins where the mixed difference l_b - l_a is positive (argmax takes a on a tie).
+    a = contenders[pair].argmax(1)
+    b = contenders.shape[1] - 1 - contenders[pair][:, ::-1].argmax(1)
+    rows_pair = np.flatnonzero(pair)
+    diff = corners[:, rows_pair, b] - corners[:, rows_pair, a]
+    s = (np.cumsum(pair) - 1)[cell[on_pair]]
+    mixed = _mix(diff[:, s], wy[on_pair], wx[on_pair])
+    winners[flat[on_pair]] = np.where(mixed > 0, b[s], a[s])
+
+    # More contenders: mix the logits of up to FEW of them (padded with the first: a repeat never
+    # changes the argmax), or of every class.
+    n = contenders.sum(1)
+    for sel, few in ((n > 2) & (n <= FEW), True), (n > FEW, False):
+        on = sel[cell]
+        if not on.any():
+            continue
+        vals = corners[:, sel]
+        if few:
+            order = np.argsort(~contenders[sel], axis=1, kind="stable")[:, :FEW]
+            order = np.where(np.take_along_axis(contenders[sel], order, 1), order, order[:, :1])
+            vals = np.take_along_axis(vals, order[None], axis=2)
+        slot = (np.cumsum(sel) - 1)[cell[on]]
+        best = _mix(vals[:, slot], wy[on, None], wx[on, None]).argmax(1)
+        winners[flat[on]] = order[slot, best] if few else best
+    return out
+
+
+def _mix(corners: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """Bilinear mix of corner values (4 x ...: top-left, top-right, bottom-left, bottom-right)."""
+    top = corners[0] + wx * (corners[1] - corners[0])
+    bottom = corners[2] + wx * (corners[3] - corners[2])
+    return top + wy * (bottom - top)
+
+
+def resize_bilinear(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float32 h x w map resized bilinearly to ``size`` = (H, W), ``align_corners=False``."""
+    return cv2.resize(plane, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def upsample_edges(edge_logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """H x W float32 edge probability: the sigmoid of the edge logits resized bilinearly to ``size``."""
+    z = resize_bilinear(edge_logits, size)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
+
+
+def upsample_confidence(logits: NetworkLogits, size: tuple[int, int]) -> np.ndarray:
+    """H x W float32: the largest softmax probability of the logits resized bilinearly to ``size``."""
+    planes = np.stack([resize_bilinear(p, size) for p in logits.planes()])
+    planes -= planes.max(0, keepdims=True)
+    np.exp(planes, out=planes)
+    return np.reciprocal(planes.sum(0))
