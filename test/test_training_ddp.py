@@ -245,10 +245,12 @@ def test_a_non_finite_loss_on_one_process_stops_every_process(ddp_run, data_root
     stdout, stderr = outputs[0][0], [err for _, err in outputs]
     assert [proc.returncode for proc in procs] == [EXIT_NON_FINITE] * 2, stderr
     assert f"resuming from {resumed / 'last.pt'} at step {ITERATIONS}/{ITERATIONS + 2}" in stdout
-    for err in stderr:
-        assert f"step {ITERATIONS + 1}: training loss is not finite (main=" in err
-        assert f"stopping, last good checkpoint: {resumed / 'last.pt'}" in err
+    # Each process names the loss terms it saw; rank 0's are finite.
+    assert f"step {ITERATIONS + 1}: training loss is not finite on another process (this process: main=" in stderr[0]
+    assert f"step {ITERATIONS + 1}: training loss is not finite (main=" in stderr[1]
     assert "total=inf" in stderr[1] or "total=nan" in stderr[1]
+    for err in stderr:
+        assert f"stopping, last good checkpoint: {resumed / 'last.pt'}" in err
     # Nothing was written over the last good state; no step after it was logged.
     assert {name: (resumed / name).read_bytes() for name in kept} == kept
 
