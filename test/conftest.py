@@ -56,6 +56,17 @@ def segmenter(untrained_weights: Path):
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread: two OpenMP threads stall badly when another process takes a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def domain_id() -> int:
     """A ROS_DOMAIN_ID of its own for one test."""
     from ros_harness import next_domain_id

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from bialign_ros.metrics import ConfusionMatrix, mean_iou, pixel_accuracy
 from training import evaluate
@@ -43,15 +42,6 @@ def train_and_evaluate(root, tmp_path, steps: int) -> tuple:
     assert evaluate.main(["--weights", str(result.out_dir / "final.pt"), "--data-root", str(root),
                           "--device", "cpu", "--no-pred", "--no-progress", "--out-dir", str(out)]) == 0
     return result, json.loads((out / "metrics.json").read_text())
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: two OpenMP threads stall badly when another process takes a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

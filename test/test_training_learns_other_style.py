@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from test_training_learns import _majority_baseline, train_and_evaluate
 
 HEIGHT, WIDTH = 64, 128
@@ -145,15 +144,6 @@ def write_flat_cityscapes(root: Path, split: str, city: str, num_images: int, se
         stem = f"{city}_{index:06d}_000019"
         assert cv2.imwrite(str(image_dir / f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         assert cv2.imwrite(str(label_dir / f"{stem}_gtFine_labelIds.png"), labels)
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: two OpenMP threads stall badly when another process takes a core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_flat_scenes_are_a_cityscapes_data_set(tmp_path):

@@ -13,6 +13,7 @@ import torch
 
 from bialign_ros.checkpoint import CheckpointError, load_checkpoint
 from training.scalars import read_scalars
+from training.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 ITERATIONS = 10
@@ -27,10 +28,10 @@ def data_root(tmp_path_factory):
     return root
 
 
-def _command(data_root: Path, out_dir: Path) -> list[str]:
+def _command(data_root: Path, out_dir: Path, iterations: int = ITERATIONS) -> list[str]:
     return [
         sys.executable, "-m", "training.train", "--no-progress", "--data-root", str(data_root),
-        "--out-dir", str(out_dir), "--device", "cpu", "--iterations", str(ITERATIONS),
+        "--out-dir", str(out_dir), "--device", "cpu", "--iterations", str(iterations),
         # 6 images, batch 4: one step per epoch with 2 images left over, so the run crosses
         # epoch boundaries, and the class-uniform plan and sample order change every epoch.
         "--set", "optim.batch_size=4", "--set", "data.crop_size=64", "--set", "data.workers=0",
@@ -85,3 +86,22 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, data_root):
     ref_lr = [r["lr"] for r in read_scalars(tmp_path / "reference" / "scalars.jsonl")]
     res_lr = {r["step"]: r["lr"] for r in read_scalars(crashed / "scalars.jsonl")}
     assert [res_lr[s] for s in range(1, ITERATIONS + 1)] == ref_lr
+
+
+def test_no_resume_starts_afresh_despite_last_pt(tmp_path, data_root, capsys, one_thread):
+    args = _command(data_root, tmp_path, iterations=1)[3:]  # python -m training.train's arguments
+    assert main(args) == 0
+    first_state = load_checkpoint(tmp_path / "final.pt")[0]
+    first_scalars = read_scalars(tmp_path / "scalars.jsonl")
+    assert _step(tmp_path / "last.pt") == 1
+    capsys.readouterr()
+
+    assert main([*args, "--no-resume"]) == 0
+    assert "resuming" not in capsys.readouterr().out
+    # Step 1 again from the seeded initial weights: the same losses and the same weights.
+    assert [r["step"] for r in first_scalars] == [1]
+    assert read_scalars(tmp_path / "scalars.jsonl") == first_scalars * 2
+    state, meta, _ = load_checkpoint(tmp_path / "final.pt")
+    assert meta.training["step"] == 1
+    different = [k for k in first_state if not torch.equal(first_state[k], state[k])]
+    assert not different, different[:5]

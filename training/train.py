@@ -301,12 +301,11 @@ def train_step(
             scaler.scale(terms["total"] / len(batches)).backward()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach() / len(batches)
-    if du.any_process(not bool(torch.isfinite(sums["total"])), ctx):
-        raise NonFiniteLossError(
-            "training loss is not finite ("
-            + ", ".join(f"{k}={float(v):.4g}" for k, v in sums.items())
-            + ")"
-        )
+    finite = bool(torch.isfinite(sums["total"]))
+    if du.any_process(not finite, ctx):
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in sums.items())
+        where = f"({terms})" if not finite else f"on another process (this process: {terms})"
+        raise NonFiniteLossError(f"training loss is not finite {where}")
     scaler.step(optimizer)
     scaler.update()
     return sums
