@@ -31,8 +31,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def model_and_meta(untrained_weights):
-    return load_inference_model(untrained_weights)
+def model_and_meta(batch_norm_weights):
+    return load_inference_model(batch_norm_weights)
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +116,10 @@ def test_tap_sum_conv_is_exact(kernel, bias):
         TapSumConv(torch.nn.Conv2d(16, 2, 3, stride=2, padding=1))
 
 
-def test_fold_batch_norms_keeps_outputs():
+@pytest.mark.parametrize("arch", ["bialign_dfnet1", "bialign_dfnet2"])
+def test_fold_batch_norms_keeps_outputs(arch):
     torch.manual_seed(0)
-    model = randomize_batch_norm_statistics(build_model("bialign_dfnet1", aux=False).eval())
+    model = randomize_batch_norm_statistics(build_model(arch, aux=False).eval())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = model(x)[0]
@@ -172,8 +173,8 @@ def test_torch_runner_batches(model_and_meta):
         TorchRunner(model, meta, CPU, precision="fp16")
 
 
-def test_onnxruntime_segmenter_agrees_with_torch(untrained_weights, onnx_file):
-    torch_seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", warmup=False)
+def test_onnxruntime_segmenter_agrees_with_torch(batch_norm_weights, onnx_file):
+    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", warmup=False)
     ort_seg = Segmenter.from_checkpoint(onnx_file, device="cpu", warmup=False)
     assert ort_seg.backend == "onnxruntime" and ort_seg.precision == "fp32" and ort_seg.model is None
     assert ort_seg.meta == torch_seg.meta

@@ -41,8 +41,8 @@ CPU = ["CPUExecutionProvider"]
 
 
 @pytest.fixture(scope="module")
-def model_and_meta(untrained_weights):
-    return load_inference_model(untrained_weights)
+def model_and_meta(batch_norm_weights):
+    return load_inference_model(batch_norm_weights)
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +132,10 @@ def test_network_logits_export_with_symbolic_size():
         assert np.abs(logits - ref).max() <= LOGIT_TOLERANCE * np.abs(ref).max()
 
 
-def test_cli_writes_a_checked_fixed_size_export(untrained_weights, model_and_meta, tmp_path):
+def test_cli_writes_a_checked_fixed_size_export(batch_norm_weights, model_and_meta, tmp_path):
     out = tmp_path / "fixed.onnx"
     proc = subprocess.run([sys.executable, "-m", "bialign_ros.cli.export", "--weights",
-                           str(untrained_weights), "--out", str(out), "--height", "60", "--width", "100"],
+                           str(batch_norm_weights), "--out", str(out), "--height", "60", "--width", "100"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "agree with PyTorch on" in proc.stdout
@@ -158,14 +158,14 @@ def test_cli_writes_a_checked_fixed_size_export(untrained_weights, model_and_met
                                                  interpolation=cv2.INTER_NEAREST))
 
 
-def test_cli_errors(untrained_weights, tmp_path):
+def test_cli_errors(batch_norm_weights, tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "bialign_ros.cli.export", *map(str, args)],
                               capture_output=True, text=True, timeout=120)
 
     proc = run("--weights", tmp_path / "none.pt", "--out", tmp_path / "x.onnx")
     assert proc.returncode == 2 and "not found" in proc.stderr
-    proc = run("--weights", untrained_weights, "--out", tmp_path / "x.ts", "--format", "torchscript",
+    proc = run("--weights", batch_norm_weights, "--out", tmp_path / "x.ts", "--format", "torchscript",
                "--dynamic")
     assert proc.returncode == 2 and "ONNX exports only" in proc.stderr
 
