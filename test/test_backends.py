@@ -45,7 +45,7 @@ def _images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the plain model gives for uint8 images, with the checkpoint's own normalisation: labels,
     edge probability and the largest softmax probability of the logits."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
@@ -66,7 +66,7 @@ def test_graph_equals_model(model_and_meta, space_to_depth, size):
     with torch.no_grad():
         labels, edges, conf = graph(torch.from_numpy(images))
         assert graph(torch.from_numpy(images), confidence=False)[2] is None
-    ref_labels, ref_edges, ref_conf = _model_outputs(model, meta, images)
+    ref_labels, ref_edges, ref_conf = model_outputs(model, meta, images)
     assert labels.dtype == torch.uint8 and labels.shape == edges.shape == conf.shape == (2, *size)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
@@ -80,7 +80,7 @@ def test_graph_folds_bgr_channel_order(model_and_meta):
     images = _images(1, 48, 80, seed=2)
     with torch.no_grad():
         labels, edges, _ = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
-    ref_labels, ref_edges, _ = _model_outputs(model, meta, images)
+    ref_labels, ref_edges, _ = model_outputs(model, meta, images)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
 
