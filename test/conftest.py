@@ -27,6 +27,16 @@ def untrained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def batch_norm_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`untrained_weights` whose batch norms are far from the identity (random running
+    statistics, scales and shifts): what exports and backends that fold them are compared on."""
+    from bialign_ros.weights import untrained_checkpoint
+
+    return untrained_checkpoint(tmp_path_factory.mktemp("weights") / "batch_norm_dfnet2.pt", seed=0,
+                                batch_norm_statistics=True)
+
+
+@pytest.fixture(scope="session")
 def five_class_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A seeded untrained bialign_dfnet2 checkpoint of one's own five classes (road, sidewalk, vehicle,
     person, other) and colours: :data:`bialign_ros.synthetic.FIVE_CLASS_NAMES`."""

@@ -32,8 +32,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def model_and_meta(untrained_weights):
-    return load_inference_model(untrained_weights)
+def model_and_meta(batch_norm_weights):
+    return load_inference_model(batch_norm_weights)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def _images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def _model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def model_outputs(model, meta: ModelMeta, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What the plain model gives for uint8 images, with the checkpoint's own normalisation: labels,
     edge probability and the largest softmax probability of the logits."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
@@ -67,7 +67,7 @@ def test_graph_equals_model(model_and_meta, space_to_depth, size):
     with torch.no_grad():
         labels, edges, conf = graph(torch.from_numpy(images))
         assert graph(torch.from_numpy(images), confidence=False)[2] is None
-    ref_labels, ref_edges, ref_conf = _model_outputs(model, meta, images)
+    ref_labels, ref_edges, ref_conf = model_outputs(model, meta, images)
     assert labels.dtype == torch.uint8 and labels.shape == edges.shape == conf.shape == (2, *size)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
@@ -81,7 +81,7 @@ def test_graph_folds_bgr_channel_order(model_and_meta):
     images = _images(1, 48, 80, seed=2)
     with torch.no_grad():
         labels, edges, _ = InferenceGraph(model, meta).eval()(torch.from_numpy(images))
-    ref_labels, ref_edges, _ = _model_outputs(model, meta, images)
+    ref_labels, ref_edges, _ = model_outputs(model, meta, images)
     assert (labels.numpy() == ref_labels).mean() > 0.999
     np.testing.assert_allclose(edges.numpy(), ref_edges, atol=1e-5)
 
@@ -117,9 +117,10 @@ def test_tap_sum_conv_is_exact(kernel, bias):
         TapSumConv(torch.nn.Conv2d(16, 2, 3, stride=2, padding=1))
 
 
-def test_fold_batch_norms_keeps_outputs():
+@pytest.mark.parametrize("arch", ["bialign_dfnet1", "bialign_dfnet2"])
+def test_fold_batch_norms_keeps_outputs(arch):
     torch.manual_seed(0)
-    model = randomize_batch_norm_statistics(build_model("bialign_dfnet1", aux=False).eval())
+    model = randomize_batch_norm_statistics(build_model(arch, aux=False).eval())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = model(x)[0]
@@ -173,8 +174,8 @@ def test_torch_runner_batches(model_and_meta):
         TorchRunner(model, meta, CPU, precision="fp16")
 
 
-def test_onnxruntime_segmenter_agrees_with_torch(untrained_weights, onnx_file):
-    torch_seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", warmup=False)
+def test_onnxruntime_segmenter_agrees_with_torch(batch_norm_weights, onnx_file):
+    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", warmup=False)
     ort_seg = Segmenter.from_checkpoint(onnx_file, device="cpu", warmup=False)
     assert ort_seg.backend == "onnxruntime" and ort_seg.precision == "fp32" and ort_seg.model is None
     assert ort_seg.meta == torch_seg.meta
@@ -264,11 +265,11 @@ def test_onnxruntime_workers_do_not_spin():
     assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_onnxruntime_outputs_at_reduced_scale_are_the_resized_logits(untrained_weights, onnx_file):
+def test_onnxruntime_outputs_at_reduced_scale_are_the_resized_logits(batch_norm_weights, onnx_file):
     from test_upsample import backend_logits, check_reduced_scale
 
     image = render_scene(31, 96, 160).image
     seg = Segmenter.from_checkpoint(onnx_file, device="cpu", input_scale=0.5, warmup=False)
     check_reduced_scale(seg, image)
-    torch_seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", input_scale=0.5, warmup=False)
+    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", input_scale=0.5, warmup=False)
     assert np.abs(backend_logits(seg, image)[0] - backend_logits(torch_seg, image)[0]).max() < 1e-3

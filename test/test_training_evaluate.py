@@ -100,12 +100,49 @@ def test_predict_scores_averages_views_as_the_protocol_says():
         single = evaluate.predict_scores(forward, x, EvalConfig(flip=False))
         authors = evaluate.predict_scores(forward, x)  # flip-averaged logits
         probs = evaluate.predict_scores(forward, x, EvalConfig(flip=True, average="probabilities"))
-        multi = evaluate.predict_scores(forward, x, EvalConfig(scales=(0.5, 1.0, 1.5), average="probabilities"))
         torch.testing.assert_close(single, conv(x))
         torch.testing.assert_close(authors, (conv(x) + conv(x.flip(-1)).flip(-1)) / 2)
         torch.testing.assert_close(probs, (conv(x).softmax(1) + conv(x.flip(-1)).flip(-1).softmax(1)) / 2)
-    assert multi.shape == (1, 5, 16, 24)
-    torch.testing.assert_close(multi.sum(1), torch.ones(1, 16, 24))
+
+
+class PixelRamps(torch.nn.Module):
+    """Three class scores whose value at every pixel of any input size is known: 0.2 x the column
+    index, 0.3 x the row index, and 0 (in the input's own pixel units, so they depend on the scale
+    it ran at and on the mirroring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        cols = 0.2 * torch.arange(w, dtype=torch.float32).expand(n, 1, h, w)
+        rows = 0.3 * torch.arange(h, dtype=torch.float32)[:, None].expand(n, 1, h, w)
+        return torch.cat([cols, rows, torch.zeros_like(cols)], dim=1)
+
+
+def _expected_scores(h: int, w: int, scales: tuple[float, ...], flip: bool, average: str) -> np.ndarray:
+    """What :class:`PixelRamps` gives under a protocol, by hand: at scale s it runs on an
+    h_s x w_s input, and bilinear resizing with aligned corners carries a ramp over exactly, so
+    output column k holds 0.2 (w_s - 1) k / (w - 1); mirrored, 0.2 (w_s - 1) (1 - k / (w - 1))."""
+    u = np.broadcast_to(np.arange(w) / (w - 1), (h, w))
+    v = np.broadcast_to(np.arange(h)[:, None] / (h - 1), (h, w))
+    views = []
+    for s in scales:
+        hs, ws = max(8, round(h * s)), max(8, round(w * s))
+        for col in ([u, 1 - u] if flip else [u]):
+            logits = np.stack([0.2 * (ws - 1) * col, 0.3 * (hs - 1) * v, np.zeros((h, w))])
+            if average == "probabilities":
+                logits = np.exp(logits) / np.exp(logits).sum(0)
+            views.append(logits)
+    return np.mean(views, axis=0)[None]
+
+
+@pytest.mark.parametrize("average", ["logits", "probabilities"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_scores_combines_scales_and_mirrors_as_computed_by_hand(flip, average):
+    x = torch.zeros(1, 3, 16, 24)
+    protocol = EvalConfig(flip=flip, scales=(0.5, 1.0, 1.75), average=average)  # mean scale not 1
+    with torch.no_grad():
+        scores = evaluate.predict_scores(PixelRamps(), x, protocol)
+    np.testing.assert_allclose(scores.numpy(), _expected_scores(16, 24, protocol.scales, flip, average),
+                               atol=1e-5)
 
 
 def test_protocol_comes_from_the_checkpoint_then_the_flags():
