@@ -29,6 +29,7 @@ from ros_harness import (  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from bialign_ros.codec import fill_image, rgb8_to  # noqa: E402
+from bialign_ros.node import ERROR_LOG_THROTTLE_S  # noqa: E402
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, OUTPUT_TOPICS  # noqa: E402
 from bialign_ros.node_params import PARAM_SPECS, color_to_hex  # noqa: E402
 from bialign_ros.node_report import parse_key_values  # noqa: E402
@@ -261,6 +262,21 @@ def test_bad_frames_are_dropped_and_counted_and_good_frames_still_processed(rig)
     assert after["frames_rejected"] - before["frames_rejected"] == 4
     assert after["frames_processed"] - before["frames_processed"] >= 4
     assert rig.node.proc.poll() is None
+    # A burst of bad frames logs one line per ERROR_LOG_THROTTLE_S, not one per frame.
+    time.sleep(ERROR_LOG_THROTTLE_S)  # out of the window of the lines above
+    logged = rig.node.output.count("dropping a bad frame")
+    started = time.monotonic()
+    for _ in range(10):
+        unknown.header.stamp.sec = rig.next_sec()
+        rig.send(unknown)
+        time.sleep(0.05)  # slower than decoding: the worker takes (and rejects) each one
+    elapsed = time.monotonic() - started
+    sec = rig.next_sec()
+    rig.send(image_msg(scene(sec), "rgb8", sec))
+    assert rig.wait_output("labels", sec) is not None
+    rejected = rig.latest_report()["frames_rejected"] - after["frames_rejected"]
+    lines = rig.node.output.count("dropping a bad frame") - logged
+    assert rejected >= 8 and 1 <= lines <= 1 + elapsed / ERROR_LOG_THROTTLE_S, (rejected, lines, elapsed)
 
 
 def test_burst_faster_than_inference_keeps_latency_bounded(rig):
@@ -276,19 +292,21 @@ def test_burst_faster_than_inference_keeps_latency_bounded(rig):
         time.sleep(0.002)
     sent_at = time.monotonic()
     last = rig.wait_output("labels", secs[-1])
+    waited = time.monotonic() - sent_at
     assert last is not None, rig.node.output[-3000:]
-    # The last frame waited for at most one frame in flight: far less than the whole burst.
-    assert time.monotonic() - sent_at < 3.0
-    time.sleep(0.5)
+    after = rig.latest_report()
+    # The last frame waited for the frame in flight and its own turn, not for the burst: a few of
+    # the node's processing periods (as it reports them) plus transport; a queue takes ~n periods.
+    period = after["processing_mean_ms"] / 1e3
+    assert waited < 10 * period + 0.5, (waited, period)
+    assert after["latency_p99_ms"] / 1e3 < 10 * period + 0.5
     got = [m.header.stamp.sec for m in rig.outputs["labels"].msgs if m.header.stamp.sec in secs]
     assert got == sorted(got) and len(got) < n
-    after = rig.latest_report()
     delta = {k: after[k] - before[k] for k in ("frames_received", "frames_processed", "frames_dropped")}
     # A keep-last subscription lets DDS replace a frame the executor had not taken yet (rare).
     assert len(got) <= delta["frames_received"] <= n
     assert delta["frames_processed"] == len(got)
     assert delta["frames_dropped"] == delta["frames_received"] - len(got) > 0
-    assert after["latency_p99_ms"] < 3000
 
 
 def test_diagnostics_report_rates_latency_device_and_model(rig):
@@ -339,9 +357,20 @@ def _set(rig: Rig, name: str, value: ParameterValue) -> object:
     return rig.peer.call(SetParameters, f"{NS}/bialign/set_parameters", request).results[0]
 
 
-def test_output_switches_and_alpha_change_at_runtime_and_bad_values_are_refused(rig):
+def _rendered(before: dict, after: dict) -> dict[str, float]:
+    """How many times each optional output was computed between two reports."""
+    return {key[len("rendered_"):]: after[key] - before[key] for key in after if key.startswith("rendered_")}
+
+
+def _rgb(msg: Image) -> np.ndarray:
+    return np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+
+
+def test_optional_outputs_are_computed_only_while_subscribed_and_switched_on(rig):
+    """The node computes confidence (nobody subscribes here) never, and overlay not while switched off."""
     off = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=False)
     on = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True)
+    before = rig.latest_report()
     assert _set(rig, "publish_overlay", off).successful
     try:
         sec = rig.next_sec()
@@ -350,6 +379,34 @@ def test_output_switches_and_alpha_change_at_runtime_and_bad_values_are_refused(
         assert rig.wait_output("overlay", sec, timeout=1.0) is None
     finally:
         assert _set(rig, "publish_overlay", on).successful
+    mid = rig.latest_report()
+    assert _rendered(before, mid) == {"edges": 1, "color": 1, "overlay": 0, "confidence": 0, "free_space": 0}
+    confidence = rig.peer.collect(Image, f"{NS}/segmentation/confidence", best_effort())
+
+    def confidence_of_a_new_frame() -> Image | None:
+        sec = rig.next_sec()
+        rig.send(image_msg(scene(sec), "rgb8", sec))
+        return confidence.wait_for(lambda m: m.header.stamp.sec == sec, 1.0)
+
+    assert wait_until(confidence_of_a_new_frame, 20), "no confidence once subscribed"  # after discovery
+    assert _rendered(mid, rig.latest_report())["confidence"] >= 1
+
+
+def test_overlay_alpha_changes_at_runtime_and_bad_values_are_refused(rig):
+    rgb = scene(11)
+    try:
+        for alpha in (0.0, 1.0):
+            assert _set(rig, "overlay_alpha", ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                             double_value=alpha)).successful
+            sec = rig.next_sec()
+            rig.send(image_msg(rgb, "rgb8", sec))
+            shown, color = rig.wait_output("overlay", sec), rig.wait_output("color", sec)
+            assert shown is not None and color is not None
+            # alpha is the weight of the class colours: 0 shows the camera image, 1 the colours alone
+            np.testing.assert_array_equal(_rgb(shown), rgb if alpha == 0.0 else _rgb(color))
+    finally:
+        assert _set(rig, "overlay_alpha", ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                         double_value=0.5)).successful
     bad = _set(rig, "overlay_alpha", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))
     assert not bad.successful and "overlay_alpha" in bad.reason
     read_only = _set(rig, "device", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="cpu"))
