@@ -417,6 +417,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
         A frame that fails fails alone: the other frames of the batch are processed as usual.
         """
+        started = time.monotonic()
         outcomes: list[Outcome] = [None] * len(batch)
         decoded: list[tuple[int, np.ndarray]] = []
         for i, item in enumerate(batch):
@@ -445,6 +446,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                     self._publish(cam, batch[i].frame, image, result, want)
                 except Exception as exc:
                     outcomes[i] = exc
+        if decoded:  # a batch of bad frames only would make the period look shorter than it is
+            self._stats.processing.add(time.monotonic() - started)
         return outcomes
 
     def _wanted_outputs(self, cam: _Camera) -> tuple[str, ...]:
@@ -458,6 +461,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         settings = OutputSettings(self._live["overlay_alpha"], self._free_space_classes,
                                   self._live["free_space_min_confidence"])
         for output in render_outputs(self.segmenter, image, result, images_of(want), settings):
+            self._stats.output_rendered(output.name)
+            cam.stats.output_rendered(output.name)
             cam.pubs[output.name].publish(fill_image(Image(header=header), output.array, output.encoding))
         if "grid" in want:
             self._publish_grid(cam, header, result, settings)

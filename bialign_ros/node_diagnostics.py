@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from bialign_ros.batch_pipeline import PipelineStats
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, diagnostic_name
 from bialign_ros.node_report import NodeReport
+from bialign_ros.outputs import OPTIONAL_OUTPUTS
 from bialign_ros.qos import describe_qos, image_qos, policy_name, publisher_requirement
 from bialign_ros.rate_stats import StreamStats
 
@@ -58,7 +59,9 @@ class DiagnosticsMixin:
             no_frame_warning=self.config.no_frame_warning,
             device=seg.device if seg else "none", precision=seg.precision if seg else "none",
             backend=seg.backend if seg else "none", model=seg.meta.arch if seg else "none",
-            forward_passes=stats.forward_passes, batched_frames=stats.batched_frames, **scope)
+            forward_passes=stats.forward_passes, batched_frames=stats.batched_frames,
+            processing_mean_ms=stats.processing.mean() * 1e3,
+            outputs_rendered=tuple((name, stats.rendered.get(name, 0)) for name in OPTIONAL_OUTPUTS), **scope)
 
     def camera_reports(self) -> list[NodeReport]:
         """A snapshot per camera, when the node serves several (parameter ``cameras``); else empty."""

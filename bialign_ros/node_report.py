@@ -51,6 +51,10 @@ class NodeReport:
     """Network runs (one per batch of same-size frames) that took frames of this report's scope."""
     batched_frames: int = 0
     """Frames that shared their forward pass with frames of other cameras."""
+    processing_mean_ms: float = float("nan")
+    """Mean time the inference thread spends on a batch (decoding, forward pass, outputs)."""
+    outputs_rendered: tuple[tuple[str, int], ...] = ()
+    """(output, count) of the optional output images computed so far (only while wanted)."""
 
     @property
     def silent(self) -> bool:
@@ -95,6 +99,8 @@ class NodeReport:
             ("frames_waiting", str(self.frames_waiting)),
             ("forward_passes", str(self.forward_passes)),
             ("batched_frames", str(self.batched_frames)),
+            ("processing_mean_ms", _ms(self.processing_mean_ms)),
+            *((f"rendered_{name}", str(count)) for name, count in self.outputs_rendered),
             ("device", self.device),
             ("precision", self.precision),
             ("backend", self.backend),

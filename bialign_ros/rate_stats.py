@@ -95,6 +95,10 @@ class StreamStats:
         self._clock = clock
         self.input_rate, self.output_rate = RateMeter(clock=clock), RateMeter(clock=clock)
         self.latency, self.stamp_age = LatencyStats(), LatencyStats()
+        self.processing = LatencyStats()
+        """Seconds the inference thread spent on each batch: decoding, forward pass and outputs."""
+        self.rendered: dict[str, int] = {}
+        """How many times each output image was computed (the optional ones only when wanted)."""
         self.last_input = clock()
         """Time of the last input frame; of the creation until one arrives."""
         self.rejected = self.forward_passes = self.batched_frames = 0
@@ -118,6 +122,11 @@ class StreamStats:
             self.forward_passes += 1
             if shared:
                 self.batched_frames += frames
+
+    def output_rendered(self, name: str) -> None:
+        """Count one computed output image ``name``."""
+        with self._lock:
+            self.rendered[name] = self.rendered.get(name, 0) + 1
 
     def reject(self) -> int:
         """Count a bad input frame; returns the count so far."""

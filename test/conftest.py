@@ -1,9 +1,11 @@
-"""Shared fixtures: untrained checkpoints (Cityscapes and five own classes) and the ROS settings of
-multi-process tests."""
+"""Shared fixtures: untrained checkpoints (Cityscapes and five own classes), their ONNX fp32 and int8
+exports, and the ROS settings of multi-process tests."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,49 @@ def segmenter(untrained_weights: Path):
     seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32")
     yield seg
     seg.close()
+
+
+EXPORT_H, EXPORT_W = 64, 96
+"""The size the ONNX exports are traced (and the int8 file calibrated) at; both keep it symbolic."""
+
+
+@pytest.fixture(scope="session")
+def onnx_file(batch_norm_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dynamic-size fp32 ONNX export of :func:`batch_norm_weights` (minutes on a busy CPU: shared)."""
+    from bialign_ros.backends.torch_runner import load_inference_model
+    from bialign_ros.export import export_onnx
+
+    model, meta = load_inference_model(batch_norm_weights)
+    return export_onnx(model, meta, tmp_path_factory.mktemp("onnx") / "dynamic.onnx", EXPORT_H, EXPORT_W,
+                       dynamic=True)
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four synthetic calibration PNGs in two sub-folders; sorted by path, sub1/frame_3 comes last."""
+    import cv2
+
+    from bialign_ros.synthetic import render_scene
+
+    root = tmp_path_factory.mktemp("calib")
+    for i in range(4):
+        sub = root / f"sub{i % 2}"
+        sub.mkdir(exist_ok=True)
+        cv2.imwrite(str(sub / f"frame_{i}.png"), render_scene(500 + i, EXPORT_H, EXPORT_W).image[:, :, ::-1])
+    return root
+
+
+@pytest.fixture(scope="session")
+def int8_file(untrained_weights: Path, calib_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dynamic-size int8 ONNX file of :func:`untrained_weights` made by ``bialign_quantize`` on
+    :func:`calib_dir`, the last frame held out."""
+    out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
+    cmd = [sys.executable, "-m", "bialign_ros.cli.quantize", "--weights", untrained_weights, "--calib", calib_dir,
+           "--out", out, "--height", EXPORT_H, "--width", EXPORT_W, "--held-out", 1]
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "label agreement with fp32 on 1 held-out frame(s)" in proc.stdout
+    return out
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from bialign_ros.backends.ort_runner import OrtRunner, providers_for
 from bialign_ros.backends.tensorrt_runner import TensorRTRunner, engine_sources
 from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
 from bialign_ros.checkpoint import ModelMeta
-from bialign_ros.export import ExportError, export_onnx
+from bialign_ros.export import ExportError
 from bialign_ros.model import build_model
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
@@ -34,12 +34,6 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def model_and_meta(batch_norm_weights):
     return load_inference_model(batch_norm_weights)
-
-
-@pytest.fixture(scope="module")
-def onnx_file(model_and_meta, tmp_path_factory):
-    model, meta = model_and_meta
-    return export_onnx(model, meta, tmp_path_factory.mktemp("onnx") / "dynamic.onnx", 64, 96, dynamic=True)
 
 
 def _images(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

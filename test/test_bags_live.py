@@ -142,9 +142,9 @@ class LiveRun:
 
 
 def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
-             relabel: Callable[[np.ndarray], np.ndarray] | None = None) -> LiveRun:
+             relabel: Callable[[np.ndarray], np.ndarray] | None = None, sim_time: bool = False) -> LiveRun:
     """Node, player and live evaluator on a synthetic bag; ``relabel`` turns its Cityscapes ground truth
-    into the model's own train IDs."""
+    into the model's own train IDs; ``sim_time``: the player publishes /clock, the node uses it."""
     write_cityscapes(work / "cs", "val", FRAMES, H, W, seed=9, progress=False)
     bag = work / "bag"
     if relabel is None:
@@ -162,7 +162,8 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
         delivered = peer.collect(Image, "/segmentation/labels", reliable(depth=50))
         node = start_node(domain, "-p", f"weights:={weights}", "-p", "device:=cpu",
                           "-p", f"drop_frames:={str(drop_frames).lower()}", "-p", "qos_reliability:=reliable",
-                          "-p", f"qos_depth:={1 if drop_frames else 20}", "-r", "image:=/camera/image")
+                          "-p", f"qos_depth:={1 if drop_frames else 20}", "-r", "image:=/camera/image",
+                          "-p", f"use_sim_time:={str(sim_time).lower()}")
         processes.append(node)
         live_json = work / "live.json"
         live = ChildProcess(python_module("bialign_ros.cli.eval_live", "--gt-topic", "/camera/labels",
@@ -172,7 +173,8 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
         assert live.wait_for_output("listening:", 60), live.output
         assert node.wait_for_output("subscribed to /camera/image", 120), node.output
         player = ChildProcess(python_module("bialign_ros.cli.bag_play", bag, "--rate", rate,
-                                            "--wait-for-subscribers", "60"), ros_env(domain))
+                                            "--wait-for-subscribers", "60", *(["--clock"] if sim_time else [])),
+                              ros_env(domain))
         processes.append(player)
         assert player.wait(120) == 0, player.output
         assert live.wait(120) == 0, live.output
@@ -190,7 +192,8 @@ def labels_of(msg: Image) -> np.ndarray:
 
 
 def test_live_path_in_evaluation_mode_delivers_every_frame_with_the_bag_stamps(untrained_weights, tmp_path):
-    run = run_live(untrained_weights, tmp_path, drop_frames=False, rate=1.0)
+    """A replay with use_sim_time (the player's /clock) keeps every frame's bag stamp."""
+    run = run_live(untrained_weights, tmp_path, drop_frames=False, rate=1.0, sim_time=True)
     assert [stamp_ns(m) for m in run.delivered] == run.stamps
     assert run.result["matched_stamps"] == run.stamps
     assert run.result["frames"]["matched"] == FRAMES and run.result["frames"]["dropped"] == 0

@@ -47,20 +47,14 @@ def model_and_meta(batch_norm_weights):
     return load_inference_model(batch_norm_weights)
 
 
-@pytest.fixture(scope="module")
-def dynamic_file(model_and_meta, tmp_path_factory):
-    model, meta = model_and_meta
-    return export_onnx(model, meta, tmp_path_factory.mktemp("export") / "dynamic.onnx", 64, 96, dynamic=True)
-
-
 def _images(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
 @pytest.mark.parametrize(("n", "h", "w"), [(1, 64, 96), (2, 96, 160), (1, 136, 72)])
-def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, dynamic_file, n, h, w):
+def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, onnx_file, n, h, w):
     model, meta = model_and_meta
-    session = ort.InferenceSession(str(dynamic_file), providers=CPU)
+    session = ort.InferenceSession(str(onnx_file), providers=CPU)
     images = _images(n, h, w, seed=h)
     labels, edges, conf, *_ = session.run(None, {"images": images})
     ref_labels, ref_edges, ref_conf = model_outputs(model, meta, images)
@@ -70,27 +64,27 @@ def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, dynam
     assert np.abs(conf - ref_conf).max() < 1 / 255  # the published maps are round(255 p)
 
 
-def test_export_carries_metadata_and_opset(model_and_meta, dynamic_file):
+def test_export_carries_metadata_and_opset(model_and_meta, onnx_file):
     _, meta = model_and_meta
-    proto = onnx.load_model(str(dynamic_file))
+    proto = onnx.load_model(str(onnx_file))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= max(ONNX_OPSET, 17)
     assert [i.name for i in proto.graph.input] == ["images"]
     assert [o.name for o in proto.graph.output] == ["labels", "edges", "confidence", "logits", "edge_logits"]
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props[META_KEY])["class_names"] == list(meta.class_names)
-    read_meta, info = read_onnx_metadata(dynamic_file)
+    read_meta, info = read_onnx_metadata(onnx_file)
     assert read_meta == meta
     assert info.fixed_size is None and info.size_multiple == 8 and info.precision == "fp32"
     assert json.loads(props[GRAPH_KEY])["size_multiple"] == 8
 
 
-def test_metadata_errors(tmp_path, dynamic_file):
+def test_metadata_errors(tmp_path, onnx_file):
     with pytest.raises(ExportError, match="not found"):
         read_onnx_metadata(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
     with pytest.raises(ExportError, match="cannot read ONNX file"):
         read_onnx_metadata(tmp_path / "junk.onnx")
-    proto = onnx.load_model(str(dynamic_file))
+    proto = onnx.load_model(str(onnx_file))
     for p in proto.metadata_props:
         if p.key == META_KEY:
             p.value = json.dumps({"class_names": ["a"], "colour": 1})

@@ -209,6 +209,30 @@ def test_a_bad_frame_of_one_camera_does_not_lose_the_other_cameras_frame(rig):
     assert rig.node.proc.poll() is None
 
 
+def test_auto_reliability_follows_each_cameras_publishers_as_they_change(rig):
+    """qos_reliability auto: starting reliable (both cameras' publishers are), a best-effort publisher
+    joining left makes left's subscription best effort while front stays reliable; its frames reach
+    left's outputs; once it leaves, left is reliable again and still served."""
+    def qos(report: dict, cam: str) -> str:
+        return report[cam]["subscription_qos"].split(",")[0]
+
+    def served(publisher, cam: str) -> bool:
+        sec = rig.next_sec()
+        publisher.publish(frame(cam, sec))
+        return rig.wait_output(cam, "labels", sec, timeout=1.0) is not None
+
+    assert {cam: qos(rig.reports(), cam) for cam in CAMERAS} == dict.fromkeys(CAMERAS, "reliability=reliable")
+    camera = rig.peer.publisher(Image, INPUTS["left"], best_effort())
+    try:
+        assert wait_until(lambda: qos(rig.reports(), "left") == "reliability=best_effort", 10)
+        assert qos(rig.reports(), "front") == "reliability=reliable"
+        assert wait_until(lambda: served(camera, "left"), 10), rig.node.output[-3000:]
+    finally:
+        rig.peer.node.destroy_publisher(camera)
+    assert wait_until(lambda: qos(rig.reports(), "left") == "reliability=reliable", 10)
+    assert wait_until(lambda: served(rig.image_pubs["left"], "left"), 10), rig.node.output[-3000:]
+
+
 def test_node_reads_and_writes_exactly_the_topics_of_each_camera(rig):
     node = rig.peer.node
     subscriptions = dict(node.get_subscriber_names_and_types_by_node("bialign", NS))

@@ -66,8 +66,9 @@ def test_report_levels():
 
 
 def test_report_values_round_trip_and_log_line():
-    report = _report(latency_p99_ms=float("nan"))
+    report = _report(latency_p99_ms=float("nan"), processing_mean_ms=40.0, outputs_rendered=(("color", 3),))
     values = parse_key_values(report.key_values())
+    assert values["processing_mean_ms"] == 40.0 and values["rendered_color"] == 3
     assert values["input_rate_hz"] == 30.0 and values["frames_dropped"] == 175
     assert values["device"] == "cpu" and values["model"] == "bialign_dfnet2"
     assert math.isnan(values["latency_p99_ms"])

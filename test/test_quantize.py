@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -26,33 +25,14 @@ from bialign_ros.quantize import (
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
 
-H, W = 64, 96
+H, W = 64, 96  # the size of the exports in conftest.py
 CPU = ["CPUExecutionProvider"]
-
-
-@pytest.fixture(scope="module")
-def calib_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("calib")
-    for i in range(4):  # sorted by path, the last one (sub1/frame_3) is held out by --held-out 1
-        sub = root / f"sub{i % 2}"
-        sub.mkdir(exist_ok=True)
-        cv2.imwrite(str(sub / f"frame_{i}.png"), render_scene(500 + i, H, W).image[:, :, ::-1])
-    return root
 
 
 def _quantize(weights, calib, out, *extra):
     cmd = [sys.executable, "-m", "bialign_ros.cli.quantize", "--weights", weights, "--calib", calib,
            "--out", out, "--height", H, "--width", W, *extra]
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def int8_file(untrained_weights, calib_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
-    proc = _quantize(untrained_weights, calib_dir, out, "--held-out", 1)
-    assert proc.returncode == 0, proc.stderr
-    assert "label agreement with fp32 on 1 held-out frame(s)" in proc.stdout
-    return out
 
 
 def test_file_records_how_it_was_made(int8_file, untrained_weights, calib_dir):

@@ -1,0 +1,62 @@
+"""The node runs ONNX exports: an fp32 file and an int8 file, each in a node of its own, publish the
+labels the Segmenter gives on the same file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from ros_harness import RosPeer, best_effort, next_domain_id, reliable, start_node  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from bialign_ros.codec import fill_image  # noqa: E402
+from bialign_ros.node_report import parse_key_values  # noqa: E402
+from bialign_ros.segmenter import Segmenter  # noqa: E402
+from bialign_ros.synthetic import render_scene  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+H, W = 96, 160  # not the export size: the files keep height and width symbolic
+
+
+def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_file):
+    files = {"fp32": onnx_file, "int8": int8_file}
+    domains = {precision: next_domain_id() for precision in files}
+    # Both nodes load their model at the same time.
+    nodes = {precision: start_node(domains[precision], "-p", f"weights:={path}", "-p", "no_frame_warning:=0.0")
+             for precision, path in files.items()}
+    peers = {}
+    try:
+        rgb = render_scene(321, H, W).image
+        msg = fill_image(Image(), rgb, "rgb8")
+        msg.header.stamp.sec = 77
+        for precision, path in files.items():
+            node, peer = nodes[precision], RosPeer(domains[precision])
+            peers[precision] = peer
+            camera = peer.publisher(Image, "/image", reliable())
+            labels = peer.collect(Image, "/segmentation/labels", best_effort())
+            diagnostics = peer.collect(DiagnosticArray, "/diagnostics")
+            # auto QoS: subscribed best effort until the node sees the reliable camera, then reliable
+            assert node.wait_for_output("reliability=reliable", 120), node.output
+            assert peer.wait_for_subscribers(camera) and peer.wait_for_publishers("/segmentation/labels")
+            camera.publish(msg)
+            out = labels.wait_for(lambda m: m.header.stamp.sec == 77, 30)
+            assert out is not None, node.output[-3000:]
+            seg = Segmenter.from_checkpoint(path, device="cpu")
+            try:
+                expected = seg.segment(rgb).labels
+            finally:
+                seg.close()
+            np.testing.assert_array_equal(np.frombuffer(out.data, np.uint8).reshape(H, W), expected)
+            report = diagnostics.wait_for(lambda m: m.status, 5)
+            assert report is not None
+            values = parse_key_values([(kv.key, kv.value) for kv in report.status[0].values])
+            assert (values["backend"], values["precision"]) == ("onnxruntime", precision)
+    finally:
+        for precision, node in nodes.items():
+            if precision in peers:
+                peers[precision].close()
+            node.kill()
