@@ -31,7 +31,7 @@ lint: venv
 test: lint pytest $(EXTRA_TESTS)
 
 pytest: venv
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q --durations=25 test
 
 # The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet. Without
 # WEIGHTS it uses the demo weights trained on the synthetic set (trained once, then cached).
