@@ -11,7 +11,7 @@ DEMO_DIR ?= demo_out
 # Extra test steps (e.g. other ROS distributions, colcon) append themselves here from mk/*.mk.
 EXTRA_TESTS :=
 
-.PHONY: venv test pytest lint demo demo-images bench bench-node clean
+.PHONY: venv test pytest test-learning lint demo demo-images bench bench-node clean
 
 .DEFAULT_GOAL := test
 include $(wildcard mk/*.mk)
@@ -31,7 +31,11 @@ lint: venv
 test: lint pytest $(EXTRA_TESTS)
 
 pytest: venv
-	$(PY) -m pytest -q --durations=25 test
+	$(PY) -m pytest -q --durations=25 -m "not learning" test
+
+# The two trainings that must learn (about 6 minutes on 2 cores): kept out of make test for its time budget.
+test-learning: venv
+	$(PY) -m pytest -q -m learning test
 
 # The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet. Without
 # WEIGHTS it uses the demo weights trained on the synthetic set (trained once, then cached).

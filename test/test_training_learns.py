@@ -45,6 +45,7 @@ def train_and_evaluate(root, tmp_path, steps: int) -> tuple:
 
 
 @pytest.mark.slow
+@pytest.mark.learning
 def test_training_learns_synthetic_scenes(tmp_path, one_thread):
     from bialign_ros.segmenter import Segmenter
     from bialign_ros.synthetic import render_scene, write_cityscapes
