@@ -316,7 +316,9 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
         fp32 = export_onnx(model, meta, Path(tmp) / "fp32.onnx", height, width, dynamic=dynamic,
                            space_to_depth=True)
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=dynamic)
+        # ONNX Runtime's symbolic shape inference fails on fixed-size exports of this graph (it loses
+        # the shape of an elementwise op); ONNX's own shape inference, which also runs, is enough.
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         excluded = float_node_names(onnx.load_model(str(prepared)), float_parts)
         narrow: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         with narrow_tensors_take_minmax(narrow):

@@ -2,14 +2,11 @@
 
 Stated tolerances (fp32), against the PyTorch model itself (batch norms unfolded; the weights'
 batch norms are far from the identity): ONNX Runtime labels equal PyTorch's on at least 99.9 % of
-pixels, edge probabilities within 1e-4, and the network's logits within 1e-4 of their largest
-magnitude.
+pixels and edge probabilities within 1e-4 (the logits outputs: test_backends.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -33,12 +30,10 @@ from bialign_ros.export import (
     export_torchscript,
     read_onnx_metadata,
 )
-from bialign_ros.model import build_model
 from bialign_ros.segmenter import Segmenter
 
 LABEL_AGREEMENT = 0.999
 EDGE_TOLERANCE = 1e-4
-LOGIT_TOLERANCE = 1e-4
 CPU = ["CPUExecutionProvider"]
 
 
@@ -51,7 +46,8 @@ def _images(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize(("n", "h", "w"), [(1, 64, 96), (2, 96, 160), (1, 136, 72)])
+# 1/32 maps of 2x3, 3x5, 5x3 and 2x7 cells: none a multiple of every pyramid pooling bin count.
+@pytest.mark.parametrize(("n", "h", "w"), [(1, 64, 96), (2, 96, 160), (1, 136, 72), (1, 48, 200)])
 def test_dynamic_export_matches_torch_at_any_multiple_of_8(model_and_meta, onnx_file, n, h, w):
     model, meta = model_and_meta
     session = ort.InferenceSession(str(onnx_file), providers=CPU)
@@ -101,25 +97,6 @@ def test_export_size_checks():
     with pytest.raises(ValueError, match="out of range"):
         check_size(4, 128)
     check_size(75, 131)
-
-
-@pytest.mark.filterwarnings("ignore::FutureWarning")  # raised inside the exporter itself
-def test_network_logits_export_with_symbolic_size():
-    """The model itself (pyramid pooling, flow grid) exports with symbolic height and width."""
-    torch.manual_seed(0)
-    model = build_model("bialign_dfnet2", aux=False).eval()
-    dims = {2: torch.export.Dim("h", min=16, max=512), 3: torch.export.Dim("w", min=16, max=512)}
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        program = torch.onnx.export(model, (torch.randn(1, 3, 64, 96),), dynamo=True, input_names=["x"],
-                                    output_names=["logits", "edges"], dynamic_shapes={"x": dims})
-    session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=CPU)
-    for size in ((100, 148), (48, 200)):  # sizes whose 1/32 maps are not multiples of the pyramid bins
-        x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
-        logits, _ = session.run(None, {"x": x.numpy()})
-        with torch.no_grad():
-            ref = model(x)[0].numpy()
-        assert logits.shape == ref.shape
-        assert np.abs(logits - ref).max() <= LOGIT_TOLERANCE * np.abs(ref).max()
 
 
 def test_cli_writes_a_checked_fixed_size_export(batch_norm_weights, model_and_meta, tmp_path):

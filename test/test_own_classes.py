@@ -137,7 +137,7 @@ def test_onnx_export_carries_the_table_and_onnx_runtime_reads_it_back(five_class
 def test_int8_quantisation_carries_the_table_and_onnx_runtime_reads_it_back(five_class_weights, frames,
                                                                            tmp_path):
     model, meta = load_inference_model(five_class_weights)
-    path = quantize_model(model, meta, tmp_path / "five.int8.onnx", [f.image for f in frames[:2]]).out
+    path = quantize_model(model, meta, tmp_path / "five.int8.onnx", [f.image for f in frames[:2]], dynamic=False).out
     file_meta, info = read_onnx_metadata(path)
     assert file_meta == meta and info.precision == "int8"
     _onnx_runtime_follows_the_table(path, "int8", frames[2])
