@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 WEIGHTS ?=
 DEMO_DIR ?= demo_out
 
-# Extra test steps (e.g. other ROS distributions, colcon) append themselves here from mk/*.mk.
-EXTRA_TESTS :=
+# Test steps of minutes (other installs, other ROS distributions) append themselves here from mk/*.mk.
+LONG_TESTS :=
 
-.PHONY: venv test pytest test-learning lint demo demo-images bench bench-node clean
+.PHONY: venv test pytest test-long lint demo demo-images bench bench-node clean
 
 .DEFAULT_GOAL := test
 include $(wildcard mk/*.mk)
@@ -28,14 +28,16 @@ $(STAMP): $(REQS) setup.py setup.cfg package.xml
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: lint pytest $(EXTRA_TESTS)
+test: lint pytest
 
 pytest: venv
-	$(PY) -m pytest -q --durations=25 -m "not learning" test
+	$(PY) -m pytest -q --durations=25 -m "not long" test
 
-# The two trainings that must learn (about 6 minutes on 2 cores): kept out of make test for its time budget.
-test-learning: venv
-	$(PY) -m pytest -q -m learning test
+# Tests of minutes each (the two trainings that must learn, torch.compile) and the LONG_TESTS steps
+# (the ONNX-only install, ROS on Jazzy): kept out of make test for its time budget; CI runs
+# make test-long after make test.
+test-long: venv $(LONG_TESTS)
+	$(PY) -m pytest -q -m long test
 
 # The real node over ROS: simulated camera -> bialign node -> overlays + contact sheet. Without
 # WEIGHTS it uses the demo weights trained on the synthetic set (trained once, then cached).

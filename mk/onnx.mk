@@ -1,4 +1,4 @@
-# ONNX-only install: `make test` also checks that bialign_segment and bialign_node run an .onnx
+# ONNX-only install: `make test-long` (and so CI) also checks that bialign_segment and bialign_node run an .onnx
 # export in a venv without torch or onnx (requirements/runtime-onnx.txt + the Kilted wheels) and
 # give the labels of the full environment. The test runs in .venv and drives the light venv's
 # executables, which it finds through BIALIGN_ONNX_VENV (without it the test is skipped).
@@ -23,4 +23,4 @@ $(ONNX_STAMP): $(ONNX_REQS) requirements/dev.txt setup.py setup.cfg package.xml
 test-onnx: venv venv-onnx
 	BIALIGN_ONNX_VENV=$(abspath $(ONNX_VENV)) $(PY) -m pytest -q test/test_onnx_runtime_install.py
 
-EXTRA_TESTS += test-onnx
+LONG_TESTS += test-onnx

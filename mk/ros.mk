@@ -1,5 +1,5 @@
-# ROS 2 distributions: `make test` also runs the ROS tests (pytest marker `ros`) against the
-# Jazzy wheels (rclpy 7.x, Fast DDS 2) in a second venv; .venv holds Kilted (rclpy 9.x, Fast DDS 3).
+# ROS 2 distributions: `make test-long` (and so CI) also runs the ROS tests (pytest marker `ros`) against
+# the Jazzy wheels (rclpy 7.x, Fast DDS 2) in a second venv; .venv holds Kilted (rclpy 9.x, Fast DDS 3).
 JAZZY_VENV ?= .venv-jazzy
 JAZZY_PY := $(JAZZY_VENV)/bin/python
 JAZZY_REQS := requirements/runtime.txt requirements/runtime-onnx.txt requirements/ros-jazzy.txt
@@ -24,4 +24,4 @@ $(JAZZY_STAMP): $(JAZZY_REQS) requirements/dev.txt setup.py setup.cfg package.xm
 test-jazzy: venv-jazzy
 	$(JAZZY_PY) -m pytest -q -m ros $(JAZZY_TESTS)
 
-EXTRA_TESTS += test-jazzy
+LONG_TESTS += test-jazzy

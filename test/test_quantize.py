@@ -18,7 +18,6 @@ from bialign_ros.quantize import (
     CALIBRATION_METHODS,
     argmax_after_cast,
     float_node_names,
-    label_agreement,
     quantize_model,
     read_frames,
 )
@@ -35,7 +34,7 @@ def _quantize(weights, calib, out, *extra):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900)
 
 
-def test_file_records_how_it_was_made(int8_file, untrained_weights, calib_dir):
+def test_file_records_how_it_was_made(int8_file, trained_weights, calib_dir):
     meta, info = read_onnx_metadata(int8_file)
     assert info.precision == "int8" and info.fixed_size is None and info.size_multiple == 8
     notes = info.notes
@@ -44,7 +43,7 @@ def test_file_records_how_it_was_made(int8_file, untrained_weights, calib_dir):
     assert notes["float_parts"] == ["flow", "logits"]
     # the figure recorded is the int8 labels' measured agreement with fp32 on the held-out frame
     held_out = read_frames(find_images(calib_dir)[-1:], H, W)[0]
-    fp32 = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32", warmup=False)
+    fp32 = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", warmup=False)
     same = OrtRunner(int8_file).run(held_out[None]).labels == fp32.runner.run(held_out[None]).labels
     assert notes["label_agreement_with_fp32"] == pytest.approx(same.mean(), abs=0.005)
     assert meta.num_classes == 19
@@ -69,26 +68,25 @@ def test_weights_are_int8_except_the_flow_branch(int8_file):
     assert chain == ["Reshape", "Gemm"]
 
 
-def test_int8_labels_agree_with_fp32(int8_file, untrained_weights):
+def test_int8_labels_agree_with_fp32_where_trained_weights_are_confident(int8_file, trained_weights):
+    """The README's promise, on weights trained for these frames: every label (>= 99.9 %) where fp32's
+    two best logits differ by at least 1, and >= 99 % of all labels (broken quantisation: about 1/19)."""
+    from bialign_ros.bench.measure import confident_pixels
+
+    frames = np.stack([render_scene(1000 + i, 64, 128).image for i in range(4)])
+    fp32 = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", warmup=False)
+    confident = confident_pixels(fp32, frames)
+    same = OrtRunner(int8_file).run(frames).labels == fp32.runner.run(frames).labels
+    assert confident.mean() > 0.3, confident.mean()  # the weights are confident: the claim is not vacuous
+    assert same[confident].mean() >= 0.999 and same.mean() >= 0.99, (same[confident].mean(), same.mean())
+
+
+def test_int8_confidence_is_the_fp32_softmax_maximum_within_a_few_levels(int8_file, trained_weights):
     import torch
 
     from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
 
-    model, meta = load_inference_model(untrained_weights)
-    fp32 = TorchRunner(model, meta, torch.device("cpu"))
-    frames = [render_scene(900 + i, H, W).image for i in range(2)]
-    agreement = label_agreement(fp32, OrtRunner(int8_file), frames)
-    # Untrained logits have margins of a few hundredths, so int8 flips a few percent of them;
-    # trained weights keep >= 99 % (docs/benchmarks.md). Broken quantisation gives about 1/19.
-    assert agreement > 0.85
-
-
-def test_int8_confidence_is_the_fp32_softmax_maximum_within_a_few_levels(int8_file, untrained_weights):
-    import torch
-
-    from bialign_ros.backends.torch_runner import TorchRunner, load_inference_model
-
-    model, meta = load_inference_model(untrained_weights)
+    model, meta = load_inference_model(trained_weights)
     frames = np.stack([render_scene(910 + i, H, W).image for i in range(2)])
     fp32 = TorchRunner(model, meta, torch.device("cpu")).run(frames, confidence=True).confidence
     int8 = OrtRunner(int8_file).run(frames, confidence=True).confidence
@@ -187,8 +185,9 @@ def test_a_tensor_percentile_cannot_bin_takes_its_minmax_range(untrained_weights
         bn.weight.zero_()
         bn.bias.fill_(1e-43)
     frames = [render_scene(700 + i, H, W).image for i in range(3)]
+    # Fixed-size files (a third of a symbolic-size export's time): the fallback is size-independent.
     report = quantize_model(model, meta, tmp_path / "tiny.int8.onnx", frames[:2], held_out=frames[2:],
-                            method="percentile")
+                            dynamic=False, method="percentile")
     # The constant and the few tensors it alone feeds (about 8: the next convolutions, the spatial
     # head's flow warp) are near zero on every frame.
     assert 0 < len(report.minmax_tensors) < 20
@@ -198,7 +197,7 @@ def test_a_tensor_percentile_cannot_bin_takes_its_minmax_range(untrained_weights
     assert notes["minmax_tensors"] == list(report.minmax_tensors)
     # The same model with min/max ranges everywhere (which never bins) agrees no better.
     minmax = quantize_model(model, meta, tmp_path / "minmax.int8.onnx", frames[:2], held_out=frames[2:],
-                            method="minmax")
+                            dynamic=False, method="minmax")
     assert not minmax.minmax_tensors
     assert report.agreement >= minmax.agreement - 0.01, (report.agreement, minmax.agreement)
 

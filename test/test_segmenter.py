@@ -70,10 +70,41 @@ def test_input_scale_keeps_output_size(weights):
     assert seg.preprocess(_image(100, 200)).shape == (1, 3, 50, 100)
 
 
-def test_bf16_runs_on_cpu(weights):
-    seg = Segmenter.from_checkpoint(weights, device="cpu", precision="bf16", warmup=False)
-    res = seg.segment(_image(64, 96))
-    assert seg.precision == "bf16" and res.labels.shape == (64, 96)
+@pytest.fixture(scope="module")
+def trained_reference(trained_weights):
+    """Synthetic frames of the trained weights' size, fp32's outputs on them, and where fp32 is
+    confident (two best logits at least 1 apart)."""
+    from bialign_ros.bench.measure import confident_pixels
+    from bialign_ros.synthetic import render_scene
+
+    frames = np.stack([render_scene(1000 + i, 64, 128).image for i in range(4)])
+    fp32 = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", warmup=False)
+    return frames, fp32.runner.run(frames, confidence=True), confident_pixels(fp32, frames)
+
+
+def test_bf16_labels_agree_with_fp32(trained_weights, trained_reference):
+    """The README's figures for CPU bf16: every label (>= 99.9 %) where fp32 is confident, >= 98 % of all."""
+    frames, fp32, confident = trained_reference
+    seg = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="bf16", warmup=False)
+    assert seg.precision == "bf16"
+    out = seg.runner.run(frames, confidence=True)
+    same = out.labels == fp32.labels
+    assert confident.mean() > 0.3 and same[confident].mean() >= 0.999 and same.mean() >= 0.98, (
+        confident.mean(), same[confident].mean(), same.mean())
+    assert np.abs(out.confidence - fp32.confidence).max() > 1e-3  # it did compute in bf16
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_compiled_labels_equal_eager_fp32(trained_weights, trained_reference):
+    """The README's figure for ``torch.compile`` (inductor, frozen weights): the labels of eager fp32,
+    confident or not (>= 99.9 %), and its confidence within float rounding."""
+    frames, fp32, _ = trained_reference
+    seg = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", compile=True, warmup=False)
+    assert seg.runner.compiled
+    out = seg.runner.run(frames, confidence=True)
+    assert (out.labels == fp32.labels).mean() >= 0.999
+    assert np.abs(out.confidence - fp32.confidence).max() < 1e-3
 
 
 def test_bgr_channel_order_is_honoured(tmp_path):

@@ -5,13 +5,11 @@ import json
 
 import numpy as np
 import pytest
+from training_harness import train_briefly
 
 from bialign_ros.metrics import ConfusionMatrix, mean_iou, pixel_accuracy
 from training import evaluate
-from training.config import load_config
 from training.data import EvalSet, find_samples
-from training.distributed import DistContext
-from training.train import train
 
 HEIGHT, WIDTH = 64, 128
 
@@ -27,17 +25,9 @@ def _majority_baseline(root) -> tuple[float, float]:
 
 
 def train_and_evaluate(root, tmp_path, steps: int) -> tuple:
-    """A short CPU training from scratch on the Cityscapes-format set at ``root`` (AdamW, 64-pixel
-    crops), then ``training.evaluate`` on its val split; returns the result and the metrics."""
-    cfg = load_config(None, [
-        f"data.root={root}", f"out_dir={tmp_path / 'run'}", "device=cpu", "seed=0", "model.backbone_weights=none",
-        "data.crop_size=64", "data.scale_min=0.75", "data.scale_max=1.5", "data.workers=1",
-        "data.class_uniform_tile=64", "optim.optimizer=adamw", "optim.lr=0.003", f"optim.iterations={steps}",
-        "optim.batch_size=8", "optim.batch_per_device=8", "loss.ohem_min_kept=1000",
-        "loss.edge_ohem_min_kept=500", "val_every=0", "ckpt_every=0",
-    ])
-    result = train(cfg, DistContext(), progress=False)
-    assert result.step == steps
+    """:func:`train_briefly`, then ``training.evaluate`` on the set's val split; returns the result
+    and the metrics."""
+    result = train_briefly(root, tmp_path / "run", steps)
     out = tmp_path / "eval"
     assert evaluate.main(["--weights", str(result.out_dir / "final.pt"), "--data-root", str(root),
                           "--device", "cpu", "--no-pred", "--no-progress", "--out-dir", str(out)]) == 0
@@ -45,7 +35,7 @@ def train_and_evaluate(root, tmp_path, steps: int) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.learning
+@pytest.mark.long
 def test_training_learns_synthetic_scenes(tmp_path, one_thread):
     from bialign_ros.segmenter import Segmenter
     from bialign_ros.synthetic import render_scene, write_cityscapes

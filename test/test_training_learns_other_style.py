@@ -159,7 +159,7 @@ def test_flat_scenes_are_a_cityscapes_data_set(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.learning
+@pytest.mark.long
 def test_training_learns_flat_scenes_of_another_style(tmp_path, one_thread):
     root = tmp_path / "data"
     write_flat_cityscapes(root, "train", "flatton", 32, seed=0)
