@@ -81,7 +81,8 @@ def rig(untrained_weights, free_class):
         image_pub = peer.publisher(Image, "image", reliable(depth=20))
         info_pub = peer.publisher(CameraInfo, "camera_info", reliable(depth=20))
         depth_pub = peer.publisher(Image, "depth", reliable(depth=20))
-        assert node.wait_for_output("subscribed to", 120), node.output
+        # auto QoS subscribes best effort until it sees the reliable publisher: wait for the switch
+        assert node.wait_for_output("reliability=reliable", 120), node.output
         assert peer.wait_for_subscribers(image_pub) and peer.wait_for_subscribers(depth_pub), node.output
         assert peer.wait_for_publishers("segmentation/grid") and peer.wait_for_publishers("segmentation/points")
         yield {"node": node, "peer": peer, "grid": grid, "points": points, "labels": labels,

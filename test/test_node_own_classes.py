@@ -60,7 +60,8 @@ def rig(five_class_weights):
         subs["grid"] = peer.collect(OccupancyGrid, OUTPUT_TOPICS["grid"], best_effort())
         image_pub = peer.publisher(Image, "image", reliable())
         info_pub = peer.publisher(CameraInfo, "camera_info", reliable())
-        assert node.wait_for_output("subscribed to", 120), node.output
+        # auto QoS subscribes best effort until it sees the reliable publisher: wait for the switch
+        assert node.wait_for_output("reliability=reliable", 120), node.output
         assert peer.wait_for_subscribers(image_pub) and peer.wait_for_subscribers(info_pub), node.output
         for topic in (*IMAGE_TOPICS, "grid"):
             assert peer.wait_for_publishers(OUTPUT_TOPICS[topic]), topic

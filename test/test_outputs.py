@@ -118,7 +118,8 @@ def _node(weights: Path, frame: np.ndarray) -> dict[str, np.ndarray]:
     try:
         subs = {name: peer.collect(Image, OUTPUT_TOPICS[name], best_effort()) for name in IMAGE_OUTPUTS}
         pub = peer.publisher(Image, "image", reliable())
-        assert node.wait_for_output("subscribed to", 120), node.output
+        # auto QoS subscribes best effort until it sees the reliable publisher: wait for the switch
+        assert node.wait_for_output("reliability=reliable", 120), node.output
         assert peer.wait_for_subscribers(pub), node.output
         for name in IMAGE_OUTPUTS:
             assert peer.wait_for_publishers(OUTPUT_TOPICS[name]), name

@@ -116,7 +116,8 @@ def test_the_node_publishes_five_class_labels_and_table(fine_tuned):
         labels_sub = peer.collect(Image, OUTPUT_TOPICS["labels"], best_effort())
         colour_sub = peer.collect(Image, OUTPUT_TOPICS["color"], best_effort())
         image_pub = peer.publisher(Image, "image", reliable())
-        assert node.wait_for_output("subscribed to", 120), node.output
+        # auto QoS subscribes best effort until it sees the reliable publisher: wait for the switch
+        assert node.wait_for_output("reliability=reliable", 120), node.output
         assert peer.wait_for_subscribers(image_pub), node.output
         frame = render_scene(seed=11, height=H, width=W).image
         got = None
