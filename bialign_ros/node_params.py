@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bialign_ros.classes import DEFAULT_FREE_SPACE_CLASSES, DEFAULT_OBSTACLE_CLASSES
+from bialign_ros.segmenter import PRECISIONS
 
 ParamValue = bool | int | float | str | tuple[str, ...]
 
@@ -115,7 +116,6 @@ def _fmt(x: float) -> str:
 
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
-PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "tensorrt")
 RELIABILITY_CHOICES = ("auto", "reliable", "best_effort")
 TRANSPORT_CHOICES = ("raw", "compressed")
@@ -132,8 +132,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("device", "auto", "Inference device: auto picks cuda when available, else cpu.",
               choices=DEVICE_CHOICES, pattern=r"auto|cpu|cuda(:\d+)?"),
-    ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA and fp32 on the CPU.",
-              choices=PRECISION_CHOICES),
+    ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA and fp32 on the CPU "
+              "for .pt files, and the file's own precision for exported ones; int8 asks for an int8 "
+              "file (bialign_quantize).", choices=PRECISIONS),
     ParamSpec("backend", "auto",
               "Inference backend: auto follows the weights file (.pt torch, .onnx onnxruntime, "
               ".engine/.plan tensorrt).", choices=BACKEND_CHOICES),

@@ -26,7 +26,9 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
     files = {"fp32": onnx_file, "int8": int8_file}
     domains = {precision: next_domain_id() for precision in files}
     # Both nodes load their model at the same time.
-    nodes = {precision: start_node(domains[precision], "-p", f"weights:={path}", "-p", "no_frame_warning:=0.0")
+    # Each file named with its precision, as bialign_benchmark starts the node.
+    nodes = {precision: start_node(domains[precision], "-p", f"weights:={path}", "-p", "no_frame_warning:=0.0",
+                                   "-p", f"precision:={precision}")
              for precision, path in files.items()}
     peers = {}
     try:
