@@ -15,7 +15,7 @@ import pytest
 
 from bialign_ros.bench.configs import CONFIGS, select_configs
 from bialign_ros.bench.measure import node_ratio, node_spec
-from bialign_ros.bench.node_command import node_command
+from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
@@ -187,9 +187,11 @@ def test_node_end_to_end(untrained_weights):
 
 @pytest.mark.ros
 def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp_path):
+    """With every output subscribed (--node-outputs all), in the configuration's node run and the cameras'."""
     proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "--sizes", "64x96",
                   "--peak-map", "16x32", "--iters", 2, "--warmup", 1, "--agreement-frames", 1, "--node",
                   "--node-seconds", 4, "--node-warmup", 3, "--cameras", 2, "--work-dir", tmp_path,
+                  "--node-outputs", "all",
                   "--json", tmp_path / "suite.json", "--markdown", tmp_path / "bench.md")
     assert proc.returncode == 0, proc.stderr
     record = json.loads((tmp_path / "suite.json").read_text())
@@ -202,6 +204,12 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
         multi["combined_rate_hz"] / cams["one_camera"]["output_median_rate_hz"])
     text = (tmp_path / "bench.md").read_text()
     assert "## 2 cameras in one node" in text and f"**{cams['combined_vs_one_camera']:.2f}**" in text
+    node = record["results"][0]["node"]
+    assert node["subscribed"] == ["labels", *SUBSCRIBABLE]
+    assert f"with {', '.join(node['subscribed'])} subscribed" in text
+    for received in (node["outputs_received"], cams["one_camera"]["outputs_received"],
+                     *(c["outputs_received"] for c in multi["per_camera"].values())):
+        assert set(received) == set(SUBSCRIBABLE) and min(received.values()) >= 1, received
 
 
 def test_output_costs_table_holds_each_figure_against_its_target():

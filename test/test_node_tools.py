@@ -66,9 +66,10 @@ def test_demo_drives_the_node_over_ros_and_writes_overlays_and_a_contact_sheet(u
 
 
 def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tmp_path, capsys, domain_id):
+    """With every output subscribed (--outputs all): the node computes and publishes each of them."""
     result_file = tmp_path / "bench.json"
     code = node_benchmark.main(["--weights", str(untrained_weights), "--width", "160", "--height", "96",
-                                "--domain-id", str(domain_id),
+                                "--domain-id", str(domain_id), "--outputs", "all",
                                 "--rate", "20", "--duration", "2", "--input-scale", "1.0", "--bare-frames", "3",
                                 "--json", str(result_file)])
     assert code == 0
@@ -76,11 +77,22 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert result["published"] == 40 and result["node_received"] == 40
     assert result["node_processed"] + result["node_dropped"] == 40
     assert result["outputs"] == result["node_processed"] > 1
+    assert result["subscribed"] == ["labels", *node_benchmark.SUBSCRIBABLE]
+    received = result["outputs_received"]
+    assert set(received) == set(node_benchmark.SUBSCRIBABLE) and min(received.values()) > 1, received
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
     assert result["delivered_hz"] == pytest.approx(result["outputs"] / 2)  # every frame is in the 2 s window
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_before"],
                                                        result["segmenter_hz_after"]))
     assert "ratio" in capsys.readouterr().out
+
+
+def test_node_benchmark_outputs_option_names_what_it_subscribes():
+    assert node_benchmark.outputs_arg("labels") == ()
+    assert node_benchmark.outputs_arg("points, color,labels") == ("color", "points")
+    assert node_benchmark.outputs_arg("all") == node_benchmark.SUBSCRIBABLE
+    with pytest.raises(SystemExit):
+        node_benchmark.build_parser().parse_args(["--outputs", "colour"])
 
 
 def test_tools_wait_until_the_node_diagnostics_say_active_and_subscribed():

@@ -82,6 +82,8 @@ class MeasureOptions:
     node_warmup: float = 8.0
     node_rate: float = 0.0
     node_rate_factor: float = 1.2
+    node_outputs: tuple[str, ...] = ()
+    """Outputs the node runs subscribe to besides the labels and edges (``--node-outputs``)."""
 
 
 def use_threads(threads: int) -> None:
@@ -147,8 +149,11 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray, segmen
 
     rate = opts.node_rate or opts.node_rate_factor * segmenter_fps
     run = run_node(node_spec(seg, opts), [image], rate, opts.node_seconds, pick_domain_id("benchmarks"),
-                   warmup=opts.node_warmup, edges=True)  # the Segmenter is timed with edges
-    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb}
+                   warmup=opts.node_warmup, edges=True,  # the Segmenter is timed with edges
+                   outputs=opts.node_outputs)
+    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb,
+            "subscribed": ["labels", "edges", *(o for o in opts.node_outputs if o != "edges")],
+            "outputs_received": run.outputs_received[""]}
     node["segmenter_fps_after"] = time_segmenter(seg, image, opts.iters, opts.warmup)["fps"]
     node["ratio_to_segmenter"] = node_ratio(node["delivered_hz"], segmenter_fps, node["segmenter_fps_after"])
     return node

@@ -51,6 +51,8 @@ class NodeBenchOptions:
     bare_frames: int = 10
     """Calls timed for each bare Segmenter rate."""
     domain_id: int = 0
+    outputs: tuple[str, ...] = ()
+    """Outputs subscribed besides the labels (the node computes optional outputs only while subscribed)."""
 
     def spec(self, cameras: tuple[str, ...] = ()) -> NodeSpec:
         """The node these options run, serving ``cameras``."""
@@ -100,6 +102,7 @@ def _counts(status: dict[str, Any]) -> dict[str, int]:
 def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
     summary = OutputSummary.of(run.arrivals[camera])
     return {"published": len(run.published_ns), **_counts(run.status(camera)), "outputs": summary.outputs,
+            "outputs_received": run.outputs_received[camera],
             "delivered_hz": run.delivery(camera)["delivered_hz"], "output_rate_hz": summary.rate_hz,
             "output_median_rate_hz": summary.median_rate_hz, "latency_ms": summary.latency_ms,
             "latency_text": summary.latency_text()}
@@ -140,7 +143,8 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
     before = bare_call_times(opts, calls)
 
     def node(spec: NodeSpec, frames: list[np.ndarray]) -> NodeRun:
-        return run_node(spec, frames, opts.rate, opts.duration, opts.domain_id, reliability=opts.reliability)
+        return run_node(spec, frames, opts.rate, opts.duration, opts.domain_id, reliability=opts.reliability,
+                        outputs=opts.outputs)
 
     one = one_camera_result(node(opts.spec(), images[:1]))
     multi = several_cameras_result(node(opts.spec(cameras), images)) if opts.cameras > 1 else None
@@ -148,13 +152,15 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
     bare, bare_mean = median_and_mean_hz(before[0] + after[0])
     hz_before, hz_after = (latency_summary(t[0])["fps"] for t in (before, after))
     one.update(width=opts.width, height=opts.height, rate_hz=opts.rate, input_scale=opts.input_scale,
+               subscribed=["labels", *opts.outputs],
                bare_segmenter_hz=bare, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=hz_before,
                segmenter_hz_after=hz_after, ratio=node_ratio(one["delivered_hz"], hz_before, hz_after))
     if multi is None:
         return one
     batch, batch_mean = median_and_mean_hz(before[1] + after[1], opts.cameras)
     return {"cameras": opts.cameras, "width": opts.width, "height": opts.height, "rate_hz": opts.rate,
-            "input_scale": opts.input_scale, "one_camera": one, "multi_camera": multi,
+            "input_scale": opts.input_scale, "subscribed": ["labels", *opts.outputs],
+            "one_camera": one, "multi_camera": multi,
             "bare_segmenter_hz": bare, "bare_batch_frames_hz": batch, "bare_batch_frames_mean_hz": batch_mean,
             "bare_batch_vs_single": batch / bare,
             "combined_vs_one_camera": multi["combined_rate_hz"] / one["output_median_rate_hz"],

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from bialign_ros.cli.processes import python_module
+from bialign_ros.ground_outputs import GROUND_OUTPUTS
+from bialign_ros.outputs import OPTIONAL_OUTPUTS
+
+SUBSCRIBABLE = (*OPTIONAL_OUTPUTS, *GROUND_OUTPUTS)
+"""Outputs the node computes only while subscribed: ``--outputs all`` subscribes to all of them."""
+
+
+def outputs_arg(text: str) -> tuple[str, ...]:
+    """``--outputs``: the outputs subscribed besides the labels, in :data:`SUBSCRIBABLE` order."""
+    if text == "all":
+        return SUBSCRIBABLE
+    names = {name.strip() for name in text.split(",") if name.strip()} - {"labels"}
+    unknown = names - set(SUBSCRIBABLE)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown output(s) {', '.join(sorted(unknown))}; "
+                                         f"known: labels, {', '.join(SUBSCRIBABLE)}, all")
+    return tuple(name for name in SUBSCRIBABLE if name in names)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ class NodeRun:
     """The measured window: publications of the last ``seconds`` (after the warm-up)."""
     rate_hz: float
     memory_peak_mb: float | None = None
+    outputs_received: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per camera, the messages received of each optional output subscribed."""
     window_ns: tuple[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +152,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
         if node.proc.poll() is not None:
             raise RuntimeError(f"the node stopped during the run (exit {node.proc.poll()}):\n{node.output[-3000:]}")
         return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
-                       seconds, rate_hz, memory)
+                       seconds, rate_hz, memory, {cam: dict(c.received) for cam, c in collectors.items()})
     finally:
         executor.shutdown()
         for n in (rig, *collectors.values()):

@@ -111,8 +111,9 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "- *model*: the inference graph alone on a uint8 image at the network's size (normalisation, "
         "forward, argmax, edge sigmoid); *Segmenter*: uint8 RGB image in, labels and edges at the "
         "image's size out, through `Segmenter.segment`; *node*: a camera publisher at a fixed rate "
-        "(above the Segmenter's rate) through DDS to `bialign_node` in another process; delivered "
-        "labels per second, frames dropped by its latest-frame-wins queue, stamp-to-arrival latency; "
+        "(above the Segmenter's rate) through DDS to `bialign_node` in another process"
+        + subscribed_note(suite) + "; delivered labels per second, frames dropped by its latest-frame-wins "
+        "queue, stamp-to-arrival latency; "
         "*node / Segmenter*: the delivered rate over the mean of the Segmenter's rate measured just "
         "before and just after the node ran (the machine's load drifts).",
         "- *of int8 limit*: Segmenter FPS divided by the int8 frame-rate limit; *of own limit*: by the "
@@ -226,16 +227,25 @@ def plot_fps(suite: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def subscribed_note(suite: dict[str, Any]) -> str:
+    """Which outputs the suite's node runs subscribed to (the node computes only those), as a clause."""
+    subscribed = next((r["node"]["subscribed"] for r in suite["results"] if (r.get("node") or {}).get("subscribed")),
+                      None)
+    return f" with {', '.join(subscribed)} subscribed" if subscribed else ""
+
+
 def print_node_benchmark(record: dict[str, Any], reliability: str, duration: float) -> None:
     """The node benchmark's findings, from its record (:func:`bialign_ros.bench.node_bench.run_node_benchmark`)."""
     one = record.get("one_camera", record)
     print(f"{record['width']}x{record['height']} rgb8 at {record['rate_hz']:g} Hz for {duration:g} s "
-          f"(input_scale {record['input_scale']:g}, camera {reliability})")
+          f"(input_scale {record['input_scale']:g}, camera {reliability}); subscribed: "
+          f"{', '.join(record['subscribed'])}")
     if "multi_camera" in record:
         print("one camera:")
     print(f"  frames published {one['published']}, received by the node {one['node_received']} "
           f"({one['node_received'] / one['published']:.1%}), processed {one['node_processed']}, "
-          f"dropped (latest wins) {one['node_dropped']}, outputs received {one['outputs']}")
+          f"dropped (latest wins) {one['node_dropped']}, label images received {one['outputs']}"
+          + "".join(f", {name} {count}" for name, count in one["outputs_received"].items()))
     print(f"  node delivered {one['delivered_hz']:.2f} Hz ({one['output_median_rate_hz']:.2f} Hz from the median "
           f"interval); bare Segmenter {one['segmenter_hz_before']:.2f} Hz before, {one['segmenter_hz_after']:.2f} "
           f"Hz after; ratio {one['ratio']:.2f}")

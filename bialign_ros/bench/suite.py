@@ -46,6 +46,7 @@ class SuiteOptions:
     node_warmup: float = 8.0
     node_rate: float = 0.0
     node_rate_factor: float = 1.2
+    node_outputs: tuple[str, ...] = ()
     cameras: int = 2
     """With the node: this many cameras in one node, with the best configuration at the first size."""
 
@@ -112,7 +113,7 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
         reference=str(reference) if not is_reference and reference.is_file() else None,
         save_labels=str(reference) if is_reference else None,
         node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
-        node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor)
+        node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs)
 
 
 def best_result(suite: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:
@@ -151,7 +152,7 @@ def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, wi
     config = CONFIGS[name]
     return NodeBenchOptions(weights=weights, width=width, height=height, input_scale=1.0, cameras=opts.cameras,
                             rate=round(rate, 3), duration=opts.node_seconds, device=config.device,
-                            precision=config.precision, backend=config.backend,
+                            precision=config.precision, backend=config.backend, outputs=opts.node_outputs,
                             domain_id=pick_domain_id("benchmarks"))
 
 

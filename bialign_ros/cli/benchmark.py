@@ -28,6 +28,7 @@ from pathlib import Path
 from bialign_ros.backends.base import BACKENDS, BackendUnavailable
 from bialign_ros.bench.configs import CONFIGS
 from bialign_ros.bench.measure import MeasureOptions, measure_configuration
+from bialign_ros.bench.node_command import SUBSCRIBABLE, outputs_arg
 from bialign_ros.bench.output_costs import OutputCostOptions, measure_output_costs, output_costs_markdown
 from bialign_ros.bench.report import markdown_report, plot_fps, print_record
 from bialign_ros.bench.suite import SuiteOptions, run_suite
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish rate in Hz (0: see --node-rate-factor)")
     p.add_argument("--node-rate-factor", type=float, default=1.2,
                    help="publish at this multiple of the measured Segmenter rate, so the node never waits")
+    p.add_argument("--node-outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
+                   help="outputs the node runs subscribe to: labels and edges (default: labels), all, or "
+                        f"these of {', '.join(SUBSCRIBABLE)}; the node computes optional outputs only while "
+                        "subscribed")
     p.add_argument("--output-costs", action="store_true",
                    help="measure what the planner outputs cost instead (confidence and free space in the "
                         "Segmenter at --height x --width, the grid and the points at 1024x2048, the node with "

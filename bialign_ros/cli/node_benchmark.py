@@ -4,7 +4,10 @@ Times the bare Segmenter before and after the node runs, runs the node in its ow
 by a camera publisher in this one (with ``--cameras N``: one camera first, then one node
 serving N cameras), and reports the frames the node received, processed and dropped, its
 delivered rate, end-to-end latency and the ratio of the delivered rate to the bare Segmenter
-rate (near 1 when the ROS plumbing costs almost nothing). With N cameras also each camera's
+rate (near 1 when the ROS plumbing costs almost nothing). ``--outputs all`` subscribes to every
+output (with camera_info and a depth image per frame for the grid and the points), as a planner,
+RViz and a recorder together would; the node computes optional outputs only while subscribed, so
+the ratio then includes what they cost, against the same bare Segmenter. With N cameras also each camera's
 rate, their sum and its ratio to the one-camera rate, which is what batching buys.
 
 This module parses the command line; the work is done by :mod:`bialign_ros.bench.node_bench`.
@@ -19,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bialign_ros.bench.node_bench import NodeBenchOptions, run_node_benchmark
+from bialign_ros.bench.node_command import SUBSCRIBABLE, outputs_arg
 from bialign_ros.bench.report import print_node_benchmark
 from bialign_ros.qos import RELIABILITY_POLICIES
 from bialign_ros.ros_domains import domain_ids, pick_domain_id
@@ -43,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="node and bare Segmenter backend (default: from the file)")
     p.add_argument("--reliability", default="reliable", choices=tuple(RELIABILITY_POLICIES),
                    help="reliability of the camera publisher (the node's QoS stays at its default)")
+    p.add_argument("--outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
+                   help=f"outputs subscribed: labels (default), all, or labels plus these of "
+                        f"{', '.join(SUBSCRIBABLE)}")
     p.add_argument("--bare-frames", type=int, default=10, help="calls timed for each bare Segmenter rate")
     ids = domain_ids("benchmarks")
     p.add_argument("--domain-id", type=int, default=None,
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = NodeBenchOptions(
             weights=weights, width=args.width, height=args.height, rate=args.rate, duration=args.duration,
             input_scale=args.input_scale, cameras=args.cameras, device=args.device, precision=args.precision,
-            backend=args.backend, reliability=args.reliability, bare_frames=args.bare_frames,
+            backend=args.backend, reliability=args.reliability, bare_frames=args.bare_frames, outputs=args.outputs,
             domain_id=pick_domain_id("benchmarks") if args.domain_id is None else args.domain_id)
         try:
             record = run_node_benchmark(opts)

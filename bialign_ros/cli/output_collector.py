@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +49,8 @@ class OutputCollector(Node):
         self.keep_overlays = keep_overlays
         self.report: dict[str, float | str] = {}
         self.reports = 0
+        self.received: dict[str, int] = {}
+        """Messages received per output subscribed with ``subscribe`` or ``edges``."""
         qos = output_qos(10)
         self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos)
         if keep_overlays:
@@ -59,8 +61,14 @@ class OutputCollector(Node):
         for output in {*subscribe, *(("edges",) if edges else ())} - {"labels"}:
             msg_type = {"grid": OccupancyGrid, "points": PointCloud2}.get(output, Image)
             # raw: the bytes are not read, so not turned into Python messages (that costs the node CPU)
-            self.create_subscription(msg_type, OUTPUT_TOPICS[output], lambda _msg: None, qos, raw=True)
+            self.received[output] = 0
+            self.create_subscription(msg_type, OUTPUT_TOPICS[output], self._counter(output), qos, raw=True)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
+
+    def _counter(self, output: str) -> Callable[[bytes], None]:
+        def count(_msg: bytes) -> None:
+            self.received[output] += 1
+        return count
 
     def _on_labels(self, msg: Image) -> None:
         stamp = Time.from_msg(msg.header.stamp).nanoseconds
