@@ -258,8 +258,8 @@ class Segmenter:
             h, w = max(low, round(h / m) * m), max(low, round(w / m) * m)
         return h, w
 
-    def _network_input(self, image: np.ndarray) -> np.ndarray:
-        """The image at the network's input size (itself when no resize is needed)."""
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """The image at the network's input size (itself when no resize is needed), as the runner takes it."""
         _check_image(image)
         h, w = image.shape[:2]
         nh, nw = self.network_size(h, w)
@@ -273,7 +273,7 @@ class Segmenter:
         as :meth:`forward` takes it (h, w: the network input size). Needs PyTorch."""
         import torch
 
-        x = torch.from_numpy(self._network_input(image)).permute(2, 0, 1).unsqueeze(0)
+        x = torch.from_numpy(self.network_input(image)).permute(2, 0, 1).unsqueeze(0)
         if self.meta.channel_order == "bgr":
             x = x.flip(1)
         mean = torch.tensor(self.meta.mean).view(1, 3, 1, 1) * 255.0
@@ -308,8 +308,8 @@ class Segmenter:
         shapes = {im.shape for im in images}
         if len(shapes) > 1:
             raise ValueError(f"a batch needs images of one size, got {sorted(shapes)}")
-        batch = np.stack([self._network_input(im) for im in images]) if len(images) > 1 else \
-            self._network_input(images[0])[None]
+        batch = np.stack([self.network_input(im) for im in images]) if len(images) > 1 else \
+            self.network_input(images[0])[None]
         h, w = images[0].shape[:2]
         nh, nw = batch.shape[1:3]
         resize = (nh, nw) != (h, w)

@@ -15,6 +15,7 @@ to a label boundary) have their logits mixed here; the others take their neighbo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,7 +25,7 @@ import numpy as np
 from bialign_ros.backends.contract import HEAD_FACTOR
 
 FEW = 4
-"""Cells with at most this many contending classes mix only theirs."""
+"""Cells with at most this many contending classes mix only theirs; more mix every class."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,18 @@ class NetworkLogits:
             self.classes = data.shape[0]
             self._rows, self._planes = None, data
 
-    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """float32 logits of network pixels (ys[i], xs[i]): len(ys) x classes."""
+    def sites(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Where the logits of network pixels (ys[i], xs[i]) are stored: the indices :meth:`rows` takes."""
         if self._planes is not None:
-            return np.ascontiguousarray(self._planes[:, ys, xs].T, dtype=np.float32)
+            return ys * self.width + xs
         f = HEAD_FACTOR
-        rows = ((ys // f) * (self.width // f) + xs // f) * (f * f) + (ys % f) * f + xs % f
-        return self._rows.take(rows, axis=0).astype(np.float32, copy=False)
+        return ((ys // f) * (self.width // f) + xs // f) * (f * f) + (ys % f) * f + xs % f
+
+    def rows(self, sites: np.ndarray) -> np.ndarray:
+        """float32 logits of every class at ``sites``: len(sites) x classes."""
+        if self._planes is not None:
+            return np.ascontiguousarray(self._planes.reshape(self.classes, -1)[:, sites].T, dtype=np.float32)
+        return self._rows.take(sites, axis=0).astype(np.float32, copy=False)
 
     def planes(self) -> np.ndarray:
         """All logits as float32 classes x h x w."""
@@ -127,8 +133,9 @@ def upsample_labels(labels: np.ndarray, logits: NetworkLogits, size: tuple[int, 
     ``labels`` (h x w uint8) is the argmax of the same logits at the network's size; it decides
     which pixels need their logits mixed (see the module's docstring). Within a boundary cell,
     class c can win somewhere only if its largest corner logit reaches the largest smallest-corner
-    logit of any class; where just two classes can (nearly every cell), the winner at a pixel is the
-    sign of one mixed logit difference, and only the rest mix every class.
+    logit of any class; where just two classes can (most cells), the winner at a pixel is the sign
+    of one mixed logit difference, up to :data:`FEW` mix only theirs, and only the rest mix every class.
+    Cells whose output pixels form rectangles of one shape are mixed together, by broadcasting.
     """
     (h, w), (out_h, out_w) = labels.shape, size
     ay, ax = axis_weights(h, out_h), axis_weights(w, out_w)
@@ -144,48 +151,59 @@ def upsample_labels(labels: np.ndarray, logits: NetworkLogits, size: tuple[int, 
     ci, cj, rows, cols = ci[keep], cj[keep], rows[keep], cols[keep]
     if ci.size == 0:
         return out
-    # Corner logits of each cell: 4 x cells x classes (top-left, top-right, bottom-left, bottom-right).
+    # Where each cell's corner logits are: top-left, top-right, bottom-left, bottom-right.
     i1, j1 = ay.hi[ay.start[ci]], ax.hi[ax.start[cj]]
-    corners = np.stack([logits.at(ci, cj), logits.at(ci, j1), logits.at(i1, cj), logits.at(i1, j1)])
-    floor = corners.min(0).max(1, keepdims=True)
-    contenders = corners.max(0) >= floor
-    pair = contenders.sum(1) == 2
-    # The output pixels of each cell form a rectangle: rows start[i] + 0..rows-1, columns likewise.
-    count = rows * cols
-    cell = np.repeat(np.arange(ci.size), count)
-    k = np.arange(cell.size) - np.repeat(np.cumsum(count) - count, count)
-    ys = ay.start[ci][cell] + k // cols[cell]
-    xs = ax.start[cj][cell] + k % cols[cell]
-    wy, wx = ay.frac[ys], ax.frac[xs]
-    flat = ys * out_w + xs
-    winners = out.reshape(-1)  # a view: out is C-contiguous
-    on_pair = pair[cell]
-
-    # Two contenders a < b: b wins where the mixed difference l_b - l_a is positive (argmax takes a on a tie).
-    a = contenders[pair].argmax(1)
-    b = contenders.shape[1] - 1 - contenders[pair][:, ::-1].argmax(1)
-    rows_pair = np.flatnonzero(pair)
-    diff = corners[:, rows_pair, b] - corners[:, rows_pair, a]
-    s = (np.cumsum(pair) - 1)[cell[on_pair]]
-    mixed = _mix(diff[:, s], wy[on_pair], wx[on_pair])
-    winners[flat[on_pair]] = np.where(mixed > 0, b[s], a[s])
-
-    # More contenders: mix the logits of up to FEW of them (padded with the first: a repeat never
-    # changes the argmax), or of every class.
+    corners = [logits.sites(ci, cj), logits.sites(ci, j1), logits.sites(i1, cj), logits.sites(i1, j1)]
+    # Every class's logit at each corner (4 x cells x classes), and its smallest and largest over the corners.
+    at = [logits.rows(sites) for sites in corners]
+    low, high = at[0].copy(), at[0].copy()
+    for v in at[1:]:
+        np.minimum(low, v, out=low)
+        np.maximum(high, v, out=high)
+    contenders = high >= low.max(1, keepdims=True)
     n = contenders.sum(1)
-    for sel, few in ((n > 2) & (n <= FEW), True), (n > FEW, False):
-        on = sel[cell]
-        if not on.any():
-            continue
-        vals = corners[:, sel]
-        if few:
-            order = np.argsort(~contenders[sel], axis=1, kind="stable")[:, :FEW]
-            order = np.where(np.take_along_axis(contenders[sel], order, 1), order, order[:, :1])
-            vals = np.take_along_axis(vals, order[None], axis=2)
-        slot = (np.cumsum(sel) - 1)[cell[on]]
-        best = _mix(vals[:, slot], wy[on, None], wx[on, None]).argmax(1)
-        winners[flat[on]] = order[slot, best] if few else best
+    # Classes to mix per cell: the two of a pair (the sign of l_b - l_a decides, argmax taking a on a
+    # tie), up to FEW contenders (cells of each count together), or every class (rare).
+    for group, classes in _contender_groups(contenders, n):
+        if classes is None:
+            vals = np.stack([v[group] for v in at])  # 4 x cells x classes
+        else:
+            picks = np.flatnonzero(group)[:, None] * logits.classes + classes
+            vals = np.stack([v.reshape(-1).take(picks) for v in at])  # 4 x cells x width
+            if classes.shape[1] == 2:
+                vals = vals[..., 1:] - vals[..., :1]
+        # The output pixels of a cell form a rectangle (rows start[i] + 0..R-1, columns likewise): cells
+        # of one shape are mixed together, by broadcasting.
+        g_ci, g_cj, g_rows, g_cols = ci[group], cj[group], rows[group], cols[group]
+        kind = g_rows * (out_w + 1) + g_cols
+        for key in np.unique(kind).tolist():
+            r, c = divmod(key, out_w + 1)
+            shape = kind == key
+            ys = ay.start[g_ci[shape], None] + np.arange(r)  # cells x R
+            xs = ax.start[g_cj[shape], None] + np.arange(c)  # cells x C
+            v = vals[:, shape, None, None, :]  # 4 x cells x 1 x 1 x width
+            mixed = _mix(v, ay.frac[ys][:, :, None, None], ax.frac[xs][:, None, :, None])  # cells x R x C x width
+            if classes is None:
+                won = mixed.argmax(-1)
+            elif classes.shape[1] == 2:
+                pair = classes[shape][:, None, None, :]
+                won = np.where(mixed[..., 0] > 0, pair[..., 1], pair[..., 0])
+            else:
+                won = np.take_along_axis(classes[shape][:, None, None, :], mixed.argmax(-1)[..., None], -1)[..., 0]
+            out[ys[:, :, None], xs[:, None, :]] = won
     return out
+
+
+def _contender_groups(contenders: np.ndarray, n: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(cells, their contending classes: cells x width in class order, or None for every class) for the
+    cells of two, of each count up to :data:`FEW`, and of more contenders."""
+    for width in range(2, FEW + 1):
+        group = n == width
+        if group.any():  # each row holds ``width`` contenders: nonzero lists them row by row, in class order
+            yield group, np.nonzero(contenders[group])[1].reshape(-1, width)
+    group = n > FEW
+    if group.any():
+        yield group, None
 
 
 def _mix(corners: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
@@ -204,7 +222,7 @@ def upsample_edges(edge_logits: np.ndarray, size: tuple[int, int]) -> np.ndarray
     """H x W float32 edge probability: the sigmoid of the edge logits resized bilinearly to ``size``."""
     z = resize_bilinear(edge_logits, size)
     np.negative(z, out=z)
-    np.exp(z, out=z)
+    _exp(z)
     z += 1.0
     return np.reciprocal(z, out=z)
 
@@ -213,5 +231,11 @@ def upsample_confidence(logits: NetworkLogits, size: tuple[int, int]) -> np.ndar
     """H x W float32: the largest softmax probability of the logits resized bilinearly to ``size``."""
     planes = np.stack([resize_bilinear(p, size) for p in logits.planes()])
     planes -= planes.max(0, keepdims=True)
-    np.exp(planes, out=planes)
+    _exp(planes)
     return np.reciprocal(planes.sum(0))
+
+
+def _exp(a: np.ndarray) -> None:
+    """exp of a C-contiguous float32 array in place: OpenCV's (about 2.5x NumPy's on one core here)."""
+    flat = a.reshape(-1, a.shape[-1])  # a view; OpenCV takes 2-D arrays of any width
+    cv2.exp(flat, flat)

@@ -18,11 +18,13 @@ from bialign_ros.bench.measure import node_ratio, node_spec
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
+from bialign_ros.bench.resize_cost import measure_resize_cost
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
 from bialign_ros.cli.benchmark import parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
 from bialign_ros.segmenter import Segmenter
+from bialign_ros.synthetic import render_scene
 from bialign_ros.timing import latency_summary, time_alternating, time_calls
 
 TINY = ConvStack(layers=2, channels=32, height=16, width=32)
@@ -212,16 +214,29 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
         assert set(received) == set(SUBSCRIBABLE) and min(received.values()) >= 1, received
 
 
+def test_resize_cost_times_the_exact_and_the_nearest_resize_of_one_frame(untrained_weights):
+    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", input_scale=0.5, warmup=False)
+    image = render_scene(3, 96, 160).image
+    record = measure_resize_cost(seg, image, iters=2, warmup=1)
+    assert record["network_size"] == [48, 80] and record["size"] == [96, 160] and 0 < record["boundary_cells"] < 1
+    extra = record["exact"]["mean_ms"] - record["nearest"]["mean_ms"]
+    assert record["overhead"] == pytest.approx(extra / (record["segmenter"]["mean_ms"] - extra))
+    with pytest.raises(ValueError, match="nothing to resize"):
+        measure_resize_cost(Segmenter.from_checkpoint(untrained_weights, device="cpu", warmup=False), image, 1, 0)
+
+
 def test_output_costs_table_holds_each_figure_against_its_target():
     summary = {"mean_ms": 2.0}
     record = {
         "options": {"weights": "/w/m.int8.onnx", "height": 512, "width": 1024, "geometry_height": 1024,
-                    "geometry_width": 2048, "node_pairs": 2, "node_seconds": 20.0},
+                    "geometry_width": 2048, "node_pairs": 2, "node_seconds": 20.0, "resize_scale": 0.5},
         "backend": "onnxruntime", "hardware": {"cpu": "Test CPU", "cores": 2}, "threads": 2, "node_rate_hz": 12.0,
         "segmenter": {"labels_edges": {"mean_ms": 100.0}, "with_confidence_and_free_space": {"mean_ms": 104.0},
                       "overhead": 0.04},
         "geometry": {"grid": summary, "grid_map": {"mean_ms": 250.0}, "points_16UC1": {"mean_ms": 9.0},
                      "points_32FC1": {"mean_ms": 24.0}},
+        "resize": {"exact": {"mean_ms": 30.0}, "nearest": {"mean_ms": 2.0}, "boundary_cells": 0.083,
+                   "segmenter": {"mean_ms": 228.0}, "overhead": 0.14},
         "node": {"labels_only": {"delivered_hz": 10.0}, "every_output": {"delivered_hz": 8.5}},
         "node_ratio": 0.85, "node_pair_ratios": [0.8, 0.9],
     }
@@ -231,5 +246,8 @@ def test_output_costs_table_holds_each_figure_against_its_target():
     assert rows["grid, 1024x2048 labels"].endswith("| <= 5 ms | meets |")
     assert rows["points, 1024x2048 depth 16UC1, stride 1"].endswith("9.0 ms | <= 10 ms | meets |")
     assert rows["points, 1024x2048 depth 32FC1, stride 1"].endswith("24.0 ms | <= 10 ms | MISSES |")
+    assert rows["labels + edges at 1024x2048 from input_scale 0.5: exact against nearest neighbour, Segmenter "
+                "frame time"].endswith("30.0 against 2.0 ms (8.3 % of the cells on a label boundary) in a 228 ms "
+                                       "frame (+14.0 %) | <= +15 % | meets |")
     assert rows["node delivered rate, every output / labels only"].endswith(
         "= 0.85 (pairs of runs: 0.80, 0.90) | >= 0.9 | MISSES |")

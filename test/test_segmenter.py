@@ -206,7 +206,7 @@ def test_input_scale_runs_the_network_on_the_resized_image(weights):
     image = _image(96, 160, seed=8)
     small = cv2.resize(image, (80, 48), interpolation=cv2.INTER_AREA)
     assert half.network_size(96, 160) == (48, 80)
-    assert np.array_equal(half._network_input(image), small)
+    assert np.array_equal(half.network_input(image), small)
     # How the outputs come back to the image's size: test_upsample.py.
 
 

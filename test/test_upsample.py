@@ -12,6 +12,7 @@ from bialign_ros.backends.contract import HEAD_FACTOR
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
 from bialign_ros.upsample import (
+    FEW,
     NetworkLogits,
     boundary_cells,
     fast_path,
@@ -76,6 +77,22 @@ def test_labels_are_the_argmax_of_bilinearly_resized_logits(network, size):
     assert (nearest != out).mean() > 0.005
 
 
+@pytest.mark.parametrize("network", [(64, 128), (62, 126)], ids=["blocks", "planes"])
+def test_cells_with_any_number_of_contending_classes(network):
+    """19 nearly tied classes: cells with 2, 3-4 and more contenders (each mixed its own way) are all exact,
+    in both layouts of the graph's logits."""
+    rng = np.random.default_rng(5)
+    planes = (smooth_logits(19, *network, seed=9) * 0.2 + rng.normal(0, 0.3, (19, *network))).astype(np.float32)
+    labels = planes.argmax(0).astype(np.uint8)
+    size = (2 * network[0], 2 * network[1])
+    assert_labels_exact(upsample_labels(labels, graph_layout(planes), size), planes)
+    # The contending classes of each 2 x 2 cell: those whose largest corner logit reaches the largest
+    # smallest-corner logit.
+    corners = np.stack([planes[:, :-1, :-1], planes[:, :-1, 1:], planes[:, 1:, :-1], planes[:, 1:, 1:]])
+    count = (corners.max(0) >= corners.min(0).max(0)).sum(0)
+    assert {2, 3, 4} <= set(np.unique(count)) and (count > FEW).sum() > 20, np.bincount(count.ravel())
+
+
 def test_a_third_class_can_win_between_two_labels():
     # Two network pixels labelled 0 and 1; class 2 is second at both and first in the mix.
     planes = np.zeros((3, 1, 2), np.float32)
@@ -114,7 +131,7 @@ def scene() -> np.ndarray:
 
 def backend_logits(seg: Segmenter, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(class logits classes x h x w, edge logit h x w) the Segmenter's backend gives for ``image``."""
-    x = seg._network_input(image)[None]
+    x = seg.network_input(image)[None]
     out = seg.runner.run(x, logits=True)
     h, w = x.shape[1:3]
     [raw], [raw_edge] = per_image(out.logits, 1, h, w), per_image(out.edge_logits, 1, h, w)
