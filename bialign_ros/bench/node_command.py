@@ -1,4 +1,5 @@
-"""The command line that starts ``bialign_node`` on a benchmark configuration (pure Python)."""
+"""The command line that starts ``bialign_node`` on a benchmark configuration, and the outputs a benchmark
+subscribes to (pure Python)."""
 
 from __future__ import annotations
 

@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-rate-factor", type=float, default=1.2,
                    help="publish at this multiple of the measured Segmenter rate, so the node never waits")
     p.add_argument("--node-outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
-                   help="outputs the node runs subscribe to: labels and edges (default: labels), all, or "
-                        f"these of {', '.join(SUBSCRIBABLE)}; the node computes optional outputs only while "
-                        "subscribed")
+                   help="outputs the node runs subscribe to besides the labels and edges: none (default: "
+                        f"labels), all, or these of {', '.join(SUBSCRIBABLE)}; the node computes optional "
+                        "outputs only while subscribed")
     p.add_argument("--output-costs", action="store_true",
                    help="measure what the planner outputs cost instead (confidence and free space in the "
                         "Segmenter at --height x --width, the grid and the points at 1024x2048, the exact "
