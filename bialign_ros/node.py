@@ -331,9 +331,6 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         for cam in self.cameras:
             cam.camera_info_sub = self.create_subscription(
                 CameraInfo, cam.camera_info_topic, partial(self._on_camera_info, cam), camera_info_qos())
-            cam.depths = RecentByStamp(round(cfg.depth_tolerance * 1e9))
-            cam.depth_sub = self.create_subscription(Image, cam.depth_topic, partial(self._on_depth, cam),
-                                                     image_qos("best_effort", cfg.qos_depth))
             self._update_subscription(cam)
         self._publish_label_info()
         self._state = "active"
@@ -380,7 +377,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     # ---------------------------------------------------------------- input
     def _update_subscription(self, cam: _Camera) -> None:
-        """(Re)subscribe ``cam`` when the reliability that matches its publishers has changed."""
+        """(Re)subscribe ``cam`` when the reliability that matches its publishers has changed, and to its
+        depth only while its points are wanted."""
+        self._update_depth_subscription(cam)
         publishers = self.get_publishers_info_by_topic(cam.input_topic)
         reliability = cam.fixed_reliability or match_reliability(
             policy_name(info.qos_profile.reliability) for info in publishers)
@@ -399,6 +398,18 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         self.get_logger().info(f"subscribed to {cam.input_topic} [{msg_type.__name__}] with QoS "
                                f"{cam.subscription_qos}, reliability {how}")
 
+    def _update_depth_subscription(self, cam: _Camera) -> None:
+        """Subscribe to ``cam``'s depth while its points are switched on and subscribed (depth images are
+        the largest input: nobody should pay for receiving them otherwise); forget them when not."""
+        wanted = self._live["publish_points"] and cam.pubs["points"].get_subscription_count() > 0
+        if wanted and cam.depth_sub is None:
+            cam.depths = RecentByStamp(round(self.config.depth_tolerance * 1e9))
+            cam.depth_sub = self.create_subscription(Image, cam.depth_topic, partial(self._on_depth, cam),
+                                                     image_qos("best_effort", self.config.qos_depth))
+        elif not wanted and cam.depth_sub is not None:
+            self.destroy_subscription(cam.depth_sub)
+            cam.depth_sub, cam.depths = None, None
+
     def _on_image(self, cam: _Camera, msg: Image | CompressedImage) -> None:
         now = time.monotonic()
         self._stats.frame_in(now)
@@ -409,7 +420,9 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         cam.camera_info = msg
 
     def _on_depth(self, cam: _Camera, msg: Image) -> None:
-        cam.depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
+        depths = cam.depths  # None once unsubscribed (a message may still be on its way)
+        if depths is not None:
+            depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
 
     # ---------------------------------------------------------------- inference (worker thread)
     def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome]:
@@ -502,15 +515,16 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                                                     self.config.grid_frame))
 
     def _publish_points(self, cam: _Camera, header: Any, result: SegmentationResult) -> None:
-        if not cam.depths or not self._intrinsics_known(cam, "points"):
+        depths = cam.depths  # the executor thread drops them when the points are no longer wanted
+        if not depths or not self._intrinsics_known(cam, "points"):
             return  # without depth the points are simply not published
         stamp = Time.from_msg(header.stamp).nanoseconds
-        depth = cam.depths.nearest(stamp)
+        depth = depths.nearest(stamp)
         try:
             if depth is None:
                 raise ValueError(f"no depth image on {cam.depth_topic} within depth_tolerance "
                                  f"({self.config.depth_tolerance:g} s) of the frame stamped {stamp * 1e-9:.3f} s "
-                                 f"(the last depth images are {cam.depths.describe()})")
+                                 f"(the last depth images are {depths.describe()})")
             cloud = cam.ground.points(cam.camera_info.k, image_to_array(depth), depth.encoding, result,
                                       self._live["points_stride"])
         except ValueError as exc:  # CodecError included

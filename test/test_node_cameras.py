@@ -16,7 +16,7 @@ pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from ros_harness import RosPeer, best_effort, next_domain_id, reliable, start_node, wait_until  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from bialign_ros.codec import fill_image, image_to_rgb8  # noqa: E402
 from bialign_ros.node_interface import OUTPUT_TOPICS, diagnostic_name  # noqa: E402
@@ -234,10 +234,23 @@ def test_auto_reliability_follows_each_cameras_publishers_as_they_change(rig):
 
 
 def test_node_reads_and_writes_exactly_the_topics_of_each_camera(rig):
+    """Each camera's image and camera_info; its depth only while its points are subscribed."""
     node = rig.peer.node
-    subscriptions = dict(node.get_subscriber_names_and_types_by_node("bialign", NS))
-    assert set(subscriptions) == {*INPUTS.values(), *(f"{NS}/{cam}/{topic}" for cam in CAMERAS
-                                                       for topic in ("camera_info", "depth"))}
+
+    def subscribed() -> set[str]:
+        return set(dict(node.get_subscriber_names_and_types_by_node("bialign", NS)))
+
+    inputs = {*INPUTS.values(), *(f"{NS}/{cam}/camera_info" for cam in CAMERAS)}
+    assert subscribed() == inputs
+    points = [node.create_subscription(PointCloud2, f"{NS}/{cam}/{OUTPUT_TOPICS['points']}", lambda _: None,
+                                       best_effort()) for cam in CAMERAS]
+    try:
+        depth = {f"{NS}/{cam}/depth" for cam in CAMERAS}
+        assert wait_until(lambda: subscribed() == inputs | depth, 10), subscribed()
+    finally:
+        for sub in points:
+            node.destroy_subscription(sub)
+    assert wait_until(lambda: subscribed() == inputs, 10), subscribed()
     published = set(dict(node.get_publisher_names_and_types_by_node("bialign", NS)))
     outputs = {f"{NS}/{cam}/{OUTPUT_TOPICS[key]}" for cam in CAMERAS for key in OUTPUT_TOPICS if key != "label_info"}
     assert outputs <= published

@@ -97,9 +97,10 @@ def _wait(collector, sec: int, timeout: float = 30.0):
     return collector.wait_for(lambda m: m.header.stamp.sec == sec, timeout)
 
 
-def _set(rig, name: str, value: float) -> None:
-    request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
-        type=ParameterType.PARAMETER_DOUBLE, double_value=value))])
+def _set(rig, name: str, value: float | bool) -> None:
+    kind = {"type": ParameterType.PARAMETER_BOOL, "bool_value": value} if isinstance(value, bool) else \
+        {"type": ParameterType.PARAMETER_DOUBLE, "double_value": value}
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(**kind))])
     response = rig["peer"].call(SetParameters, "/bialign/set_parameters", request)
     assert response is not None and response.results[0].successful
 
@@ -181,3 +182,16 @@ def test_depth_of_another_size_or_stamp_is_named_and_labels_keep_flowing(rig, fr
     assert _wait(rig["labels"], 55) is not None
     assert rig["node"].wait_for_output("no depth image on /depth within depth_tolerance", 10)
     assert _wait(rig["points"], 55, timeout=1.0) is None
+
+
+def test_depth_is_received_only_while_the_points_are_wanted(rig):
+    """Depth images, the largest input, are subscribed only while the points are switched on and
+    subscribed: off at run time, the node drops its depth subscription; on again, it takes it back."""
+    depth = rig["depth"]
+    assert rig["peer"].wait_for_subscribers(depth, timeout=10)
+    _set(rig, "publish_points", False)
+    try:
+        assert wait_until(lambda: depth.get_subscription_count() == 0, 10), "depth still subscribed"
+    finally:
+        _set(rig, "publish_points", True)
+    assert rig["peer"].wait_for_subscribers(depth, timeout=10)
