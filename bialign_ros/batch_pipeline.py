@@ -11,6 +11,14 @@ frame of each stream) and hands them to ``process`` as one batch, oldest first, 
 that arrive together can run in one forward pass. With a ``batch_window``, the oldest waiting
 frame waits at most that long for the other streams' frames, and not at all once every stream
 has a frame waiting: hardware-synchronised cameras arrive within milliseconds of each other.
+
+Processing runs in two stages on two threads. ``process`` may return, for a frame, a step (a
+function of no arguments, typically "render and publish this frame's outputs") instead of its
+outcome; the steps of a batch run on the second thread while the worker takes on the next batch,
+so a frame's publishing overlaps the next frame's inference. At most one batch is in each stage:
+the worker hands a batch over only once the previous one is finished, so a slow second stage
+holds the worker back rather than queueing results (latency stays bounded), and frames come out
+in the order they were processed.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ U = TypeVar("U")
 
 Outcome = Exception | None
 """What processing one frame came to: None when it succeeded, else the exception it failed with."""
+
+Step = Callable[[], Outcome]
+"""The rest of a frame's processing, run on the pipeline's second thread; returns (or raises) its outcome."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class BatchPipeline(Generic[T]):
 
     def __init__(
         self,
-        process: Callable[[list[Pending[T]]], Sequence[Outcome]],
+        process: Callable[[list[Pending[T]]], Sequence[Outcome | Step]],
         streams: Sequence[str] = ("",),
         *,
         drop_frames: bool = True,
@@ -86,8 +97,9 @@ class BatchPipeline(Generic[T]):
         on_error: Callable[[Pending[T], Exception], None] | None = None,
         name: str = "bialign-inference",
     ) -> None:
-        """``process`` runs on the worker for every batch taken and returns one outcome per frame
-        (raising fails the whole batch); ``on_error`` gets each failed frame and its exception."""
+        """``process`` runs on the worker for every batch taken and returns one outcome, or one
+        :data:`Step` to finish it on the second thread, per frame (raising fails the whole batch);
+        ``on_error`` gets each failed frame and its exception, from either thread."""
         if not streams:
             raise ValueError("a pipeline needs at least one stream")
         if len(set(streams)) != len(streams):
@@ -104,13 +116,17 @@ class BatchPipeline(Generic[T]):
         self._counters = {s: _Counters() for s in self.streams}
         self._cond = threading.Condition()
         self._busy = False
+        self._handoff: list[tuple[Pending[T], Step]] | None = None
+        """The steps of the batch in the second stage, until they have all run."""
         self._stopping = False
         self._order = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._threads = (threading.Thread(target=self._run, name=name, daemon=True),
+                         threading.Thread(target=self._run_steps, name=f"{name}-steps", daemon=True))
 
     def start(self) -> BatchPipeline[T]:
-        """Start the worker thread; returns ``self``."""
-        self._thread.start()
+        """Start the worker threads; returns ``self``."""
+        for thread in self._threads:
+            thread.start()
         return self
 
     def submit(self, stream: str, frame: T) -> bool:
@@ -139,23 +155,26 @@ class BatchPipeline(Generic[T]):
                                  sum(len(self._queues[s]) for s in names))
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no frame waits or runs; False if ``timeout`` (seconds) passed first."""
+        """Block until no frame waits or runs in either stage; False if ``timeout`` (seconds) passed first."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._waiting() and not self._busy, timeout)
+            return self._cond.wait_for(
+                lambda: not self._waiting() and not self._busy and self._handoff is None, timeout)
 
     def stop(self, timeout: float | None = 10.0) -> bool:
-        """Stop the worker after the batch in progress; waiting frames are discarded.
+        """Stop both stages after the batch in progress in each; waiting frames are discarded.
 
-        Returns False if the worker was still busy when ``timeout`` passed.
+        Returns False if a worker thread was still busy when ``timeout`` passed.
         """
         with self._cond:
             self._stopping = True
             for queue in self._queues.values():
                 queue.clear()
             self._cond.notify_all()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive() and threading.current_thread() is not thread:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     # ---------------------------------------------------------------- worker (holds the lock where noted)
     def _waiting(self) -> int:
@@ -188,28 +207,64 @@ class BatchPipeline(Generic[T]):
                     return
                 batch = self._take()
                 self._busy = True
-            outcomes = self._run_batch(batch)
+            results = self._run_batch(batch)
+            steps = [(item, r) for item, r in zip(batch, results) if callable(r)]
+            done = [(item, r) for item, r in zip(batch, results) if not callable(r)]
+            self._report(done)
             with self._cond:
-                for item, outcome in zip(batch, outcomes):
-                    counters = self._counters[item.stream]
-                    if outcome is None:
-                        counters.processed += 1
-                    else:
-                        counters.failed += 1
+                self._count(done)
+                if steps:  # one batch in the second stage at a time: wait for the previous one
+                    self._cond.wait_for(lambda: self._stopping or self._handoff is None)
+                    if not self._stopping:
+                        self._handoff = steps
                 self._busy = False
                 self._cond.notify_all()
 
-    def _run_batch(self, batch: list[Pending[T]]) -> list[Outcome]:
-        try:
-            outcomes = list(self._process(batch))
-        except Exception as exc:  # one failing batch must not stop the worker
-            outcomes = [exc] * len(batch)
-        if len(outcomes) != len(batch):
-            error = RuntimeError(f"process returned {len(outcomes)} outcomes for a batch of "
-                                 f"{len(batch)} frames")
-            outcomes = [error] * len(batch)
+    def _run_steps(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or self._handoff is not None)
+                if self._stopping:
+                    self._handoff = None
+                    self._cond.notify_all()
+                    return
+                steps = self._handoff
+            done = [(item, _finish(step)) for item, step in steps]
+            self._report(done)
+            with self._cond:
+                self._count(done)
+                self._handoff = None
+                self._cond.notify_all()
+
+    def _count(self, done: list[tuple[Pending[T], Outcome]]) -> None:
+        """With the lock held: count each frame's outcome."""
+        for item, outcome in done:
+            counters = self._counters[item.stream]
+            if outcome is None:
+                counters.processed += 1
+            else:
+                counters.failed += 1
+
+    def _report(self, done: list[tuple[Pending[T], Outcome]]) -> None:
         if self._on_error is not None:
-            for item, outcome in zip(batch, outcomes):
+            for item, outcome in done:
                 if outcome is not None:
                     self._on_error(item, outcome)
-        return outcomes
+
+    def _run_batch(self, batch: list[Pending[T]]) -> list[Outcome | Step]:
+        try:
+            results = list(self._process(batch))
+        except Exception as exc:  # one failing batch must not stop the worker
+            results = [exc] * len(batch)
+        if len(results) != len(batch):
+            error = RuntimeError(f"process returned {len(results)} outcomes for a batch of "
+                                 f"{len(batch)} frames")
+            results = [error] * len(batch)
+        return results
+
+
+def _finish(step: Step) -> Outcome:
+    try:
+        return step()
+    except Exception as exc:  # one failing frame must not stop the second stage
+        return exc

@@ -32,7 +32,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, group_by
+from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, Step, group_by
 from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.classes import free_space_classes_for, no_free_space_note, obstacle_classes_for
@@ -425,13 +425,15 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
 
     # ---------------------------------------------------------------- inference (worker thread)
-    def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome]:
-        """Decode every frame, run one forward pass per image size, publish each on its camera's topics.
+    def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome | Step]:
+        """Decode every frame and run one forward pass per image size; return, per frame, its error
+        or the step that publishes it on its camera's topics (run by the pipeline's second thread
+        while this one takes on the next batch).
 
         A frame that fails fails alone: the other frames of the batch are processed as usual.
         """
         started = time.monotonic()
-        outcomes: list[Outcome] = [None] * len(batch)
+        outcomes: list[Outcome | Step] = [None] * len(batch)
         decoded: list[tuple[int, np.ndarray]] = []
         for i, item in enumerate(batch):
             try:
@@ -455,10 +457,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             for cam in cams:
                 cam.stats.forward_pass(1, shared)
             for (i, image), cam, want, result in zip(group, cams, wants, results):
-                try:
-                    self._publish(cam, batch[i].frame, image, result, want)
-                except Exception as exc:
-                    outcomes[i] = exc
+                outcomes[i] = partial(self._publish, cam, batch[i].frame, image, result, want)
         if decoded:  # a batch of bad frames only would make the period look shorter than it is
             self._stats.processing.add(time.monotonic() - started)
         return outcomes
@@ -470,6 +469,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
                  want: tuple[str, ...]) -> None:
+        """Render the outputs ``want`` of one frame and publish them (the pipeline's second stage)."""
+        started = time.monotonic()
         header = frame.msg.header
         settings = OutputSettings(self._live["overlay_alpha"], self._free_space_classes,
                                   self._live["free_space_min_confidence"])
@@ -489,6 +490,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         stamp_age = (self.get_clock().now().nanoseconds - Time.from_msg(header.stamp).nanoseconds) * 1e-9
         self._stats.frame_out(latency, stamp_age)
         cam.stats.frame_out(latency, stamp_age)
+        self._stats.publishing.add(time.monotonic() - started)
 
     def _intrinsics_known(self, cam: _Camera, output: str) -> bool:
         """Whether ``cam`` has camera_info; says once, naming the topic, when it has not."""

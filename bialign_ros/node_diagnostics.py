@@ -60,7 +60,7 @@ class DiagnosticsMixin:
             device=seg.device if seg else "none", precision=seg.precision if seg else "none",
             backend=seg.backend if seg else "none", model=seg.meta.arch if seg else "none",
             forward_passes=stats.forward_passes, batched_frames=stats.batched_frames,
-            processing_mean_ms=stats.processing.mean() * 1e3,
+            processing_mean_ms=stats.processing.mean() * 1e3, publishing_mean_ms=stats.publishing.mean() * 1e3,
             outputs_rendered=tuple((name, stats.rendered.get(name, 0)) for name in OPTIONAL_OUTPUTS), **scope)
 
     def camera_reports(self) -> list[NodeReport]:

@@ -52,7 +52,10 @@ class NodeReport:
     batched_frames: int = 0
     """Frames that shared their forward pass with frames of other cameras."""
     processing_mean_ms: float = float("nan")
-    """Mean time the inference thread spends on a batch (decoding, forward pass, outputs)."""
+    """Mean time the inference thread spends on a batch (decoding, forward pass, labels)."""
+    publishing_mean_ms: float = float("nan")
+    """Mean time the publishing thread spends on a frame (rendering and sending its outputs); it
+    overlaps the next frame's inference."""
     outputs_rendered: tuple[tuple[str, int], ...] = ()
     """(output, count) of the optional output images computed so far (only while wanted)."""
 
@@ -100,6 +103,7 @@ class NodeReport:
             ("forward_passes", str(self.forward_passes)),
             ("batched_frames", str(self.batched_frames)),
             ("processing_mean_ms", _ms(self.processing_mean_ms)),
+            ("publishing_mean_ms", _ms(self.publishing_mean_ms)),
             *((f"rendered_{name}", str(count)) for name, count in self.outputs_rendered),
             ("device", self.device),
             ("precision", self.precision),

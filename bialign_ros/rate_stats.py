@@ -96,7 +96,9 @@ class StreamStats:
         self.input_rate, self.output_rate = RateMeter(clock=clock), RateMeter(clock=clock)
         self.latency, self.stamp_age = LatencyStats(), LatencyStats()
         self.processing = LatencyStats()
-        """Seconds the inference thread spent on each batch: decoding, forward pass and outputs."""
+        """Seconds the inference thread spent on each batch: decoding and forward pass."""
+        self.publishing = LatencyStats()
+        """Seconds the publishing thread spent on each frame: rendering and publishing its outputs."""
         self.rendered: dict[str, int] = {}
         """How many times each output image was computed (the optional ones only when wanted)."""
         self.last_input = clock()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import pytest
 
-from bialign_ros.batch_pipeline import BatchPipeline, Pending, group_by
+from bialign_ros.batch_pipeline import BatchPipeline, Pending, PipelineStats, group_by
 
 CAMERAS = ("front", "left")
 
@@ -37,6 +38,13 @@ def worker():
     w = GatedWorker()
     yield w
     w.free(100)
+
+
+def _wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 def _busy(pipe: BatchPipeline, worker: GatedWorker, stream: str = "front") -> None:
@@ -247,3 +255,75 @@ def test_submit_never_waits_for_inference(worker):
     finally:
         worker.free(3)
         assert pipe.stop(5)
+
+
+def test_steps_run_on_a_second_thread_while_the_worker_takes_the_next_batch():
+    """A frame's step (its publishing) overlaps the next frame's processing; one batch per stage."""
+    processed, finished, threads = [], [], set()
+    gate = threading.Event()
+
+    def step(frame):
+        threads.add(threading.current_thread().name)
+        if frame == 1:
+            assert gate.wait(10)
+        finished.append(frame)
+
+    def process(batch):
+        threads.add(threading.current_thread().name)
+        processed.append([p.frame for p in batch])
+        return [partial(step, p.frame) for p in batch]
+
+    pipe = BatchPipeline(process, ("front",), name="stages").start()
+    try:
+        pipe.submit("front", 1)
+        _wait_until(lambda: processed == [[1]])
+        pipe.submit("front", 2)  # processed while frame 1's step is still running
+        _wait_until(lambda: processed == [[1], [2]])
+        pipe.submit("front", 3)  # waits: frame 2 waits for the second stage, which holds frame 1
+        time.sleep(0.3)
+        assert processed == [[1], [2]] and finished == []
+        assert not pipe.wait_idle(0.05)
+        gate.set()
+        assert pipe.wait_idle(5)
+        assert processed == [[1], [2], [3]] and finished == [1, 2, 3]
+        assert threads == {"stages", "stages-steps"}
+        assert pipe.stats() == PipelineStats(received=3, processed=3, dropped=0, failed=0, waiting=0)
+    finally:
+        gate.set()
+        assert pipe.stop(5)
+
+
+def test_a_failing_step_fails_its_frame_alone():
+    errors = []
+
+    def step(frame):
+        if frame == 2:
+            raise ValueError("cannot publish frame 2")
+        return None
+
+    pipe = BatchPipeline(lambda b: [partial(step, p.frame) for p in b], CAMERAS, batch_window=1.0,
+                         on_error=lambda p, e: errors.append((p.frame, str(e)))).start()
+    try:
+        pipe.submit("front", 1)
+        pipe.submit("left", 2)
+        assert pipe.wait_idle(5)
+        assert errors == [(2, "cannot publish frame 2")]
+        assert (pipe.stats("front").processed, pipe.stats("left").failed) == (1, 1)
+    finally:
+        assert pipe.stop(5)
+
+
+def test_stop_ends_both_stages_while_a_step_runs():
+    gate = threading.Event()
+    started = threading.Event()
+
+    def step():
+        started.set()
+        gate.wait(0.5)
+
+    pipe = BatchPipeline(lambda b: [step] * len(b), ("front",)).start()
+    pipe.submit("front", 1)
+    assert started.wait(5)
+    pipe.submit("front", 2)  # processed, then waits for the second stage
+    assert pipe.stop(5)
+    assert pipe.stats().processed <= 1
