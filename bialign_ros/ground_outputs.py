@@ -10,7 +10,7 @@ of another size or encoding) is a ValueError whose message names it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -18,12 +18,21 @@ from bialign_ros.camera_geometry import CameraIntrinsics, CameraPose
 from bialign_ros.classes import class_lookup
 from bialign_ros.depth_points import DepthProjector, PackedCloud, pack_cloud
 from bialign_ros.ground_grid import GridSpec, PixelToCellMap, grid_from_labels
-from bialign_ros.outputs import OutputSettings
+from bialign_ros.outputs import OutputSettings, check_outputs, needs_confidence, needs_edges
 from bialign_ros.segmenter import SegmentationResult
 
 GROUND_OUTPUTS: tuple[str, ...] = ("grid", "points")
 """Outputs in metres (names in :data:`bialign_ros.node_interface.OUTPUT_TOPICS`); both need the
 confidence map."""
+
+
+def segmenter_work(outputs: Iterable[str]) -> dict[str, bool]:
+    """What ``Segmenter.segment`` must compute besides the labels for ``outputs`` (image and ground
+    outputs): ``{"edges": ..., "confidence": ...}``, its keyword arguments. ValueError naming an
+    unknown output."""
+    outputs = set(outputs)
+    images = check_outputs(outputs - set(GROUND_OUTPUTS))
+    return {"edges": needs_edges(images), "confidence": needs_confidence(images) or bool(outputs & set(GROUND_OUTPUTS))}
 
 
 def intrinsics_from_k(k: Sequence[float], source: str = "camera_info") -> CameraIntrinsics:

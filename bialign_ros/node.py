@@ -38,7 +38,7 @@ from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.classes import free_space_classes_for, no_free_space_note, obstacle_classes_for
 from bialign_ros.codec import fill_image, image_to_array, message_to_rgb8
 from bialign_ros.ground_grid import GridSpec
-from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs
+from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs, segmenter_work
 from bialign_ros.node_diagnostics import DiagnosticsMixin
 from bialign_ros.node_ground import occupancy_grid_msg, point_cloud_msg
 from bialign_ros.node_interface import (
@@ -65,8 +65,6 @@ from bialign_ros.outputs import (
     OPTIONAL_OUTPUTS,
     OutputSettings,
     images_of,
-    needs_confidence,
-    needs_edges,
     render_outputs,
 )
 from bialign_ros.qos import (
@@ -445,9 +443,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             wants = [self._wanted_outputs(cam) for cam in cams]
             try:
                 results = self.segmenter.segment_batch([image for _, image in group],
-                                                       edges=any(needs_edges(images_of(w)) for w in wants),
-                                                       confidence=any(needs_confidence(images_of(w))
-                                                                      or set(w) & set(GROUND_OUTPUTS) for w in wants))
+                                                       **segmenter_work(set().union(*wants)))
             except Exception as exc:
                 for i, _ in group:
                     outcomes[i] = exc

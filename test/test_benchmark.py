@@ -183,8 +183,9 @@ def test_node_end_to_end(untrained_weights):
     assert node["delivered"] + node["dropped"] == node["published"]
     assert node["delivered_hz"] == pytest.approx(node["delivered"] / node["seconds"])
     assert np.isfinite(node["latency_p50_ms"]) and node["memory_peak_mb"] > 100
-    bare = (record["segmenter"]["fps"] + node["segmenter_fps_after"]) / 2
+    bare = (node["segmenter_fps_before"] + node["segmenter_fps_after"]) / 2
     assert node["ratio_to_segmenter"] == pytest.approx(node["delivered_hz"] / bare)
+    assert node["subscribed"] == ["labels", "edges"] and node["segmenter_work"] == {"edges": True, "confidence": False}
 
 
 @pytest.mark.ros
@@ -208,6 +209,8 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
     assert "## 2 cameras in one node" in text and f"**{cams['combined_vs_one_camera']:.2f}**" in text
     node = record["results"][0]["node"]
     assert node["subscribed"] == ["labels", *SUBSCRIBABLE]
+    assert node["segmenter_work"] == {"edges": True, "confidence": True}  # the same maps as the node computes
+    assert "| torch-fp32 | 64x96 |" in text and ">= 0.9 (" in text  # the node's target on torch
     assert f"with {', '.join(node['subscribed'])} subscribed" in text
     for received in (node["outputs_received"], cams["one_camera"]["outputs_received"],
                      *(c["outputs_received"] for c in multi["per_camera"].values())):

@@ -78,6 +78,7 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert result["node_processed"] + result["node_dropped"] == 40
     assert result["outputs"] == result["node_processed"] > 1
     assert result["subscribed"] == ["labels", *node_benchmark.SUBSCRIBABLE]
+    assert result["bare_segmenter_work"] == {"edges": True, "confidence": True}
     received = result["outputs_received"]
     assert set(received) == set(node_benchmark.SUBSCRIBABLE) and min(received.values()) > 1, received
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0

@@ -15,6 +15,7 @@ from bialign_ros.bags.make_bag import make_bag
 from bialign_ros.classes import CITYSCAPES_NAMES
 from bialign_ros.cli import segment as segment_cli
 from bialign_ros.codec import image_to_array
+from bialign_ros.ground_outputs import segmenter_work
 from bialign_ros.image_files import read_rgb, write_png
 from bialign_ros.node_interface import OUTPUT_TOPICS
 from bialign_ros.outputs import (
@@ -148,3 +149,12 @@ def test_node_bag_eval_and_segment_cli_give_byte_identical_outputs(untrained_wei
         for source, arrays in (("bialign_bag_eval", from_bag), ("bialign_node", from_node)):
             assert arrays[name].shape == shape and arrays[name].dtype == np.uint8, (source, name)
             assert arrays[name].tobytes() == np.ascontiguousarray(from_cli[name]).tobytes(), (source, name)
+
+
+def test_segmenter_work_asks_for_the_maps_the_outputs_read():
+    assert segmenter_work(["labels"]) == {"edges": False, "confidence": False}
+    assert segmenter_work(["labels", "edges", "color", "overlay"]) == {"edges": True, "confidence": False}
+    assert segmenter_work(["free_space"]) == {"edges": False, "confidence": True}
+    assert segmenter_work(["points"]) == segmenter_work(["grid"]) == {"edges": False, "confidence": True}
+    with pytest.raises(ValueError, match="unknown output"):
+        segmenter_work(["labels", "depth"])

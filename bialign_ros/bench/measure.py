@@ -131,7 +131,7 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
         record["confident_fraction"] = float(confident.mean())
         record["agreement_frames"] = int(len(frames))
     record["memory_peak_mb"] = peak_rss_mb()
-    record["node"] = measure_node(seg, opts, image, record["segmenter"]["fps"]) if opts.node else None
+    record["node"] = measure_node(seg, opts, image) if opts.node else None
     record["hardware"] = hardware_summary()
     return record
 
@@ -141,20 +141,28 @@ def node_spec(seg: Segmenter, opts: MeasureOptions) -> NodeSpec:
     return NodeSpec(str(opts.weights), seg.device, seg.precision, seg.backend, opts.input_scale)
 
 
-def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray, segmenter_fps: float) -> dict[str, Any]:
+def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dict[str, Any]:
     """The node on the configuration of ``seg`` (device, precision, backend, input scale), fed ``image``
-    above the Segmenter's rate; its delivery figures, memory peak and :func:`node_ratio`."""
+    above the Segmenter's rate; its delivery figures, memory peak and :func:`node_ratio` against the
+    Segmenter computing what the subscribed outputs need (labels and edges; confidence for the
+    confidence, free space, grid and points), timed just before and just after the node ran."""
     from bialign_ros.bench.node_harness import run_node
+    from bialign_ros.ground_outputs import segmenter_work
     from bialign_ros.ros_domains import pick_domain_id
 
-    rate = opts.node_rate or opts.node_rate_factor * segmenter_fps
+    subscribed = ("edges", *(o for o in opts.node_outputs if o != "edges"))
+    work = segmenter_work(subscribed)
+
+    def segmenter_fps() -> float:
+        return time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup)["fps"]
+
+    before = segmenter_fps()
+    rate = opts.node_rate or opts.node_rate_factor * before
     run = run_node(node_spec(seg, opts), [image], rate, opts.node_seconds, pick_domain_id("benchmarks"),
-                   warmup=opts.node_warmup, edges=True,  # the Segmenter is timed with edges
-                   outputs=opts.node_outputs)
-    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb,
-            "subscribed": ["labels", "edges", *(o for o in opts.node_outputs if o != "edges")],
-            "outputs_received": run.outputs_received[""]}
-    node["segmenter_fps_after"] = time_segmenter(seg, image, opts.iters, opts.warmup)["fps"]
-    node["ratio_to_segmenter"] = node_ratio(node["delivered_hz"], segmenter_fps, node["segmenter_fps_after"])
+                   warmup=opts.node_warmup, outputs=subscribed)
+    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "subscribed": ["labels", *subscribed],
+            "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": before}
+    node["segmenter_fps_after"] = segmenter_fps()
+    node["ratio_to_segmenter"] = node_ratio(node["delivered_hz"], before, node["segmenter_fps_after"])
     return node
 

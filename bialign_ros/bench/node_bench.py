@@ -26,6 +26,7 @@ from bialign_ros.bench.measure import node_ratio
 from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.bench.node_harness import NodeRun, run_node
 from bialign_ros.cli.output_collector import OutputSummary
+from bialign_ros.ground_outputs import segmenter_work
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
 from bialign_ros.timing import latency_summary
@@ -60,7 +61,9 @@ class NodeBenchOptions:
 
 
 def bare_call_times(opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> list[list[float]]:
-    """Seconds per Segmenter.segment_batch call (labels only) on each of ``batches``, in this process.
+    """Seconds per Segmenter.segment_batch call on each of ``batches``, in this process, computing
+    what the node computes for the subscribed outputs (labels; edges and confidence when an output
+    needs them), so that the node's ratio is its own cost, not that of more work asked of the model.
 
     Timed on a worker thread, as the node runs inference: with other load on a 2-core machine,
     PyTorch's CPU kernels called from the main thread were measured several times slower than
@@ -69,13 +72,14 @@ def bare_call_times(opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> 
     seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
                                     input_scale=opts.input_scale, backend=opts.backend)
     times: list[list[float]] = [[] for _ in batches]
+    work = segmenter_work(opts.outputs)
 
     def run() -> None:
         for images, record in zip(batches, times):
-            seg.segment_batch(images, edges=False)
+            seg.segment_batch(images, **work)
             for _ in range(opts.bare_frames):
                 start = time.perf_counter()
-                seg.segment_batch(images, edges=False)
+                seg.segment_batch(images, **work)
                 record.append(time.perf_counter() - start)
 
     worker = threading.Thread(target=run, name="bare-segmenter")
@@ -152,7 +156,7 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
     bare, bare_mean = median_and_mean_hz(before[0] + after[0])
     hz_before, hz_after = (latency_summary(t[0])["fps"] for t in (before, after))
     one.update(width=opts.width, height=opts.height, rate_hz=opts.rate, input_scale=opts.input_scale,
-               subscribed=["labels", *opts.outputs],
+               subscribed=["labels", *opts.outputs], bare_segmenter_work=segmenter_work(opts.outputs),
                bare_segmenter_hz=bare, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=hz_before,
                segmenter_hz_after=hz_after, ratio=node_ratio(one["delivered_hz"], hz_before, hz_after))
     if multi is None:

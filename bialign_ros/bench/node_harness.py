@@ -100,12 +100,11 @@ class NodeRun:
 
 
 def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, seconds: float, domain_id: int,
-             warmup: float = 0.0, reliability: str = "reliable", edges: bool = False,
-             outputs: Sequence[str] = ()) -> NodeRun:
+             warmup: float = 0.0, reliability: str = "reliable", outputs: Sequence[str] = ()) -> NodeRun:
     """Run the node on ``spec`` and publish ``images`` (one per camera) at ``rate_hz`` for ``warmup``
     plus ``seconds`` seconds on ROS domain ``domain_id``; collect what comes back.
 
-    ``edges`` also subscribes to the edges, and ``outputs`` to the named outputs, so that the node
+    ``outputs`` subscribes to the named outputs besides the labels, so that the node
     computes them (it computes optional outputs only while someone subscribes); with the grid or the
     points among them every frame also comes with camera_info and a depth image of the same stamp.
     Raises RuntimeError when the node does not come up.
@@ -119,7 +118,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
     rclpy.init(context=context, domain_id=domain_id)
     rig = CameraRig(cameras, images, reliability, context, ground=bool({"grid", "points"} & set(outputs)))
     collectors = {cam: OutputCollector(namespace=f"/{cam}", name=f"bialign_output_collector_{cam or 'node'}",
-                                       edges=edges, context=context, subscribe=outputs) for cam in cameras}
+                                       context=context, subscribe=outputs) for cam in cameras}
     executor = SingleThreadedExecutor(context=context)
     for n in (rig, *collectors.values()):
         executor.add_node(n)

@@ -7,8 +7,10 @@ delivered rate, end-to-end latency and the ratio of the delivered rate to the ba
 rate (near 1 when the ROS plumbing costs almost nothing). ``--outputs all`` subscribes to every
 output (with camera_info and a depth image per frame for the grid and the points), as a planner,
 RViz and a recorder together would; the node computes optional outputs only while subscribed, so
-the ratio then includes what they cost, against the same bare Segmenter. With N cameras also each camera's
-rate, their sum and its ratio to the one-camera rate, which is what batching buys.
+the ratio then includes what rendering, publishing and receiving them cost, against the bare
+Segmenter computing the same maps (edges; confidence for the confidence, free space, grid and
+points). With N cameras also each camera's rate, their sum and its ratio to the one-camera rate,
+which is what batching buys.
 
 This module parses the command line; the work is done by :mod:`bialign_ros.bench.node_bench`.
 """

@@ -32,14 +32,14 @@ class Arrival:
 class OutputCollector(Node):
     """Records every ``segmentation/labels`` arrival, keeps some overlays, follows /diagnostics.
 
-    ``edges`` also subscribes to the edges, and ``subscribe`` to the named outputs of
+    ``subscribe`` subscribes to the named outputs of
     :data:`~bialign_ros.node_interface.OUTPUT_TOPICS`, so that the node computes them (it computes
     optional outputs only while someone subscribes); ``ground`` keeps the confidence images and grids of the
     kept overlays' frames (``confidence`` and ``grids``, by stamp).
     """
 
     def __init__(self, namespace: str = "/", keep_overlays: int = 0, name: str = "bialign_output_collector",
-                 edges: bool = False, ground: bool = False, context: Context | None = None,
+                 ground: bool = False, context: Context | None = None,
                  subscribe: Sequence[str] = ()) -> None:
         super().__init__(name, namespace=namespace, context=context)
         self.arrivals: list[Arrival] = []
@@ -50,7 +50,7 @@ class OutputCollector(Node):
         self.report: dict[str, float | str] = {}
         self.reports = 0
         self.received: dict[str, int] = {}
-        """Messages received per output subscribed with ``subscribe`` or ``edges``."""
+        """Messages received per output subscribed with ``subscribe``."""
         qos = output_qos(10)
         self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos)
         if keep_overlays:
@@ -58,7 +58,7 @@ class OutputCollector(Node):
         if ground:
             self.create_subscription(Image, OUTPUT_TOPICS["confidence"], self._on_confidence, qos)
             self.create_subscription(OccupancyGrid, OUTPUT_TOPICS["grid"], self._on_grid, qos)
-        for output in {*subscribe, *(("edges",) if edges else ())} - {"labels"}:
+        for output in set(subscribe) - {"labels"}:
             msg_type = {"grid": OccupancyGrid, "points": PointCloud2}.get(output, Image)
             # raw: the bytes are not read, so not turned into Python messages (that costs the node CPU)
             self.received[output] = 0

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.classes import no_free_space_note
+from bialign_ros.ground_outputs import segmenter_work
 from bialign_ros.image_files import read_rgb, write_png
-from bialign_ros.outputs import OutputSettings, needs_confidence, needs_edges, render_outputs
+from bialign_ros.outputs import OutputSettings, render_outputs
 from bialign_ros.segmenter import DEVICES, PRECISIONS, Segmenter
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bialign_segment: skipping: {exc}", file=sys.stderr)
             failures += 1
             continue
-        result = seg.segment(image, edges=needs_edges(wanted), confidence=needs_confidence(wanted))
+        result = seg.segment(image, **segmenter_work(wanted))
         outputs = render_outputs(seg, image, result, wanted, settings)
         for output in outputs:
             write_png(args.out_dir / f"{path.stem}_{output.name}.png", output.array)
