@@ -119,9 +119,13 @@ def test_node_runs_what_the_measured_segmenter_runs(untrained_weights):
                       "input_scale": "0.5"}
 
 
-def test_node_ratio_is_the_delivered_rate_over_the_segmenter_rate_before_and_after():
-    assert node_ratio(9.0, 8.0, 12.0) == pytest.approx(0.9)
-    assert node_ratio(10.0, 10.0, 10.0) == 1.0
+def test_node_ratio_is_the_delivered_rate_over_the_segmenter_rate_around_each_slice():
+    assert node_ratio(9.0, [8.0, 12.0]) == pytest.approx(0.9)
+    assert node_ratio(10.0, [10.0, 10.0]) == 1.0
+    # three slices: around them 10, 12 and 14 Hz, so 12 on average; the ends count half
+    assert node_ratio(9.0, [8.0, 12.0, 12.0, 16.0]) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="before and after"):
+        node_ratio(9.0, [8.0])
 
 
 def test_configurations_are_chosen_with_the_reference_first():
@@ -183,8 +187,9 @@ def test_node_end_to_end(untrained_weights):
     assert node["delivered"] + node["dropped"] == node["published"]
     assert node["delivered_hz"] == pytest.approx(node["delivered"] / node["seconds"])
     assert np.isfinite(node["latency_p50_ms"]) and node["memory_peak_mb"] > 100
-    bare = (node["segmenter_fps_before"] + node["segmenter_fps_after"]) / 2
-    assert node["ratio_to_segmenter"] == pytest.approx(node["delivered_hz"] / bare)
+    around = node["segmenter_fps_around"]
+    assert len(around) == 4 and (around[0], around[-1]) == (node["segmenter_fps_before"], node["segmenter_fps_after"])
+    assert node["ratio_to_segmenter"] == pytest.approx(node_ratio(node["delivered_hz"], around))
     assert node["subscribed"] == ["labels", "edges"] and node["segmenter_work"] == {"edges": True, "confidence": False}
 
 

@@ -71,6 +71,7 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     code = node_benchmark.main(["--weights", str(untrained_weights), "--width", "160", "--height", "96",
                                 "--domain-id", str(domain_id), "--outputs", "all",
                                 "--rate", "20", "--duration", "2", "--input-scale", "1.0", "--bare-frames", "3",
+                                "--slices", "2",
                                 "--json", str(result_file)])
     assert code == 0
     result = json.loads(result_file.read_text())
@@ -83,8 +84,8 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert set(received) == set(node_benchmark.SUBSCRIBABLE) and min(received.values()) > 1, received
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
     assert result["delivered_hz"] == pytest.approx(result["outputs"] / 2)  # every frame is in the 2 s window
-    assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_before"],
-                                                       result["segmenter_hz_after"]))
+    assert len(result["segmenter_hz_around"]) == 3  # before, between the two slices, after
+    assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
     assert "ratio" in capsys.readouterr().out
 
 

@@ -5,6 +5,7 @@ The *node ratio* (:func:`node_ratio`) is defined here once, for every tool that 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,15 @@ from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, peak_rss_mb, time_calls
 
 
-def node_ratio(delivered_hz: float, segmenter_hz_before: float, segmenter_hz_after: float) -> float:
-    """The node's delivered rate over the bare Segmenter's, measured just before and just after the node
-    ran: the machine's load drifts, and the mean of the two shows a change between the measurements
-    alike on both sides. Near 1 when the ROS plumbing costs (almost) nothing."""
-    return delivered_hz / ((segmenter_hz_before + segmenter_hz_after) / 2)
+def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:
+    """The node's delivered rate over the bare Segmenter's, measured just before the node ran, between
+    the slices of its run (if it was cut into slices) and just after: the machine's load drifts, so
+    each slice is held against the mean of the rates on either side of it, and the slices count alike.
+    Near 1 when the ROS plumbing costs (almost) nothing."""
+    if len(segmenter_hz) < 2:
+        raise ValueError(f"need the Segmenter's rate before and after the node, got {len(segmenter_hz)} rate(s)")
+    around = [(a + b) / 2 for a, b in zip(segmenter_hz, segmenter_hz[1:])]
+    return delivered_hz / (sum(around) / len(around))
 
 
 def time_bare_model(seg: Segmenter, image: np.ndarray, iters: int, warmup: int) -> dict[str, float]:
@@ -84,6 +89,8 @@ class MeasureOptions:
     node_rate_factor: float = 1.2
     node_outputs: tuple[str, ...] = ()
     """Outputs the node runs subscribe to besides the labels and edges (``--node-outputs``)."""
+    node_slices: int = 3
+    """Slices of the node's run, with the bare Segmenter timed between them (``--node-slices``)."""
 
 
 def use_threads(threads: int) -> None:
@@ -145,7 +152,8 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     """The node on the configuration of ``seg`` (device, precision, backend, input scale), fed ``image``
     above the Segmenter's rate; its delivery figures, memory peak and :func:`node_ratio` against the
     Segmenter computing what the subscribed outputs need (labels and edges; confidence for the
-    confidence, free space, grid and points), timed just before and just after the node ran."""
+    confidence, free space, grid and points), timed just before the node ran, between the slices of
+    its run and just after."""
     from bialign_ros.bench.node_harness import run_node
     from bialign_ros.ground_outputs import segmenter_work
     from bialign_ros.ros_domains import pick_domain_id
@@ -156,13 +164,15 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     def segmenter_fps() -> float:
         return time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup)["fps"]
 
-    before = segmenter_fps()
-    rate = opts.node_rate or opts.node_rate_factor * before
+    bare = [segmenter_fps()]
+    rate = opts.node_rate or opts.node_rate_factor * bare[0]
     run = run_node(node_spec(seg, opts), [image], rate, opts.node_seconds, pick_domain_id("benchmarks"),
-                   warmup=opts.node_warmup, outputs=subscribed)
+                   warmup=opts.node_warmup, outputs=subscribed, slices=opts.node_slices,
+                   between=lambda: bare.append(segmenter_fps()))
+    bare.append(segmenter_fps())
     node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "subscribed": ["labels", *subscribed],
-            "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": before}
-    node["segmenter_fps_after"] = segmenter_fps()
-    node["ratio_to_segmenter"] = node_ratio(node["delivered_hz"], before, node["segmenter_fps_after"])
+            "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": bare[0],
+            "segmenter_fps_after": bare[-1], "segmenter_fps_around": bare,
+            "ratio_to_segmenter": node_ratio(run.delivery()["delivered_hz"], bare)}
     return node
 

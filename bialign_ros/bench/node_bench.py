@@ -1,7 +1,9 @@
 """The node benchmark: camera frames at a fixed rate through the node, next to the bare Segmenter.
 
-1. Times the bare :class:`Segmenter` in this process, before and after the node runs: one
-   image per call, and with several cameras also a batch of one image per camera per call
+1. Times the bare :class:`Segmenter` in this process, before the node runs, between the slices of
+   the one-camera run (the camera pauses, the node idles) and after it, so that the node and the
+   bare Segmenter are measured over the same minutes of a machine whose speed drifts: one image
+   per call, and with several cameras also a batch of one image per camera per call
    (``segment_batch``, one forward pass).
 2. Runs the node through :mod:`bialign_ros.bench.node_harness`: one camera first, then (with
    ``cameras`` above 1) one node serving all cameras (namespaces cam0 .. camN-1, frames of
@@ -51,6 +53,8 @@ class NodeBenchOptions:
     reliability: str = "reliable"
     bare_frames: int = 10
     """Calls timed for each bare Segmenter rate."""
+    slices: int = 3
+    """Slices of the one-camera run, the bare Segmenter timed before, between and after them."""
     domain_id: int = 0
     outputs: tuple[str, ...] = ()
     """Outputs subscribed besides the labels (the node computes optional outputs only while subscribed)."""
@@ -60,37 +64,45 @@ class NodeBenchOptions:
         return NodeSpec(self.weights, self.device, self.precision, self.backend, self.input_scale, cameras)
 
 
-def bare_call_times(opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> list[list[float]]:
-    """Seconds per Segmenter.segment_batch call on each of ``batches``, in this process, computing
-    what the node computes for the subscribed outputs (labels; edges and confidence when an output
-    needs them), so that the node's ratio is its own cost, not that of more work asked of the model.
+class BareSegmenter:
+    """The Segmenter the node runs, loaded once in this process and timed on demand (:meth:`times`)."""
 
-    Timed on a worker thread, as the node runs inference: with other load on a 2-core machine,
-    PyTorch's CPU kernels called from the main thread were measured several times slower than
-    from a worker thread, which would flatter the node.
-    """
-    seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
-                                    input_scale=opts.input_scale, backend=opts.backend)
-    times: list[list[float]] = [[] for _ in batches]
-    work = segmenter_work(opts.outputs)
+    def __init__(self, opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> None:
+        self.opts, self.batches = opts, batches
+        self.seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
+                                             input_scale=opts.input_scale, backend=opts.backend)
+        self.work = segmenter_work(opts.outputs)
 
-    def run() -> None:
-        for images, record in zip(batches, times):
-            seg.segment_batch(images, **work)
-            for _ in range(opts.bare_frames):
-                start = time.perf_counter()
-                seg.segment_batch(images, **work)
-                record.append(time.perf_counter() - start)
+    def times(self) -> list[list[float]]:
+        """Seconds per Segmenter.segment_batch call on each of the batches (``bare_frames`` calls each),
+        computing what the node computes for the subscribed outputs (labels; edges and confidence when
+        an output needs them), so that the node's ratio is its own cost, not that of more work asked
+        of the model.
 
-    worker = threading.Thread(target=run, name="bare-segmenter")
-    try:
+        Timed on a worker thread, as the node runs inference: with other load on a 2-core machine,
+        PyTorch's CPU kernels called from the main thread were measured several times slower than
+        from a worker thread, which would flatter the node.
+        """
+        times: list[list[float]] = [[] for _ in self.batches]
+
+        def run() -> None:
+            for images, record in zip(self.batches, times):
+                self.seg.segment_batch(images, **self.work)
+                for _ in range(self.opts.bare_frames):
+                    start = time.perf_counter()
+                    self.seg.segment_batch(images, **self.work)
+                    record.append(time.perf_counter() - start)
+
+        worker = threading.Thread(target=run, name="bare-segmenter")
         worker.start()
         worker.join()
-    finally:
-        seg.close()
-    if any(len(record) != opts.bare_frames for record in times):
-        raise RuntimeError("the bare Segmenter run failed (see the error above)")
-    return times
+        if any(len(record) != self.opts.bare_frames for record in times):
+            raise RuntimeError("the bare Segmenter run failed (see the error above)")
+        return times
+
+    def close(self) -> None:
+        """Free the model."""
+        self.seg.close()
 
 
 def median_and_mean_hz(times: list[float], frames: int = 1) -> tuple[float, float]:
@@ -144,29 +156,36 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
     cameras = tuple(f"cam{i}" for i in range(opts.cameras))
     images = [render_scene(seed=i, height=opts.height, width=opts.width).image for i in range(len(cameras))]
     calls = [[images[0]]] + ([images] if opts.cameras > 1 else [])
-    before = bare_call_times(opts, calls)
-
-    def node(spec: NodeSpec, frames: list[np.ndarray]) -> NodeRun:
-        return run_node(spec, frames, opts.rate, opts.duration, opts.domain_id, reliability=opts.reliability,
-                        outputs=opts.outputs)
-
-    one = one_camera_result(node(opts.spec(), images[:1]))
-    multi = several_cameras_result(node(opts.spec(cameras), images)) if opts.cameras > 1 else None
-    after = bare_call_times(opts, calls)
-    bare, bare_mean = median_and_mean_hz(before[0] + after[0])
-    hz_before, hz_after = (latency_summary(t[0])["fps"] for t in (before, after))
+    bare = BareSegmenter(opts, calls)
+    try:
+        rounds = [bare.times()]  # before, between the slices and after the one-camera run
+        one = one_camera_result(run_node(opts.spec(), images[:1], opts.rate, opts.duration, opts.domain_id,
+                                         reliability=opts.reliability, outputs=opts.outputs, slices=opts.slices,
+                                         between=lambda: rounds.append(bare.times())))
+        rounds.append(bare.times())
+        multi = None
+        if opts.cameras > 1:
+            multi = several_cameras_result(run_node(opts.spec(cameras), images, opts.rate, opts.duration,
+                                                    opts.domain_id, reliability=opts.reliability,
+                                                    outputs=opts.outputs))
+            rounds.append(bare.times())
+    finally:
+        bare.close()
+    bare_hz, bare_mean = median_and_mean_hz([t for r in rounds for t in r[0]])
+    around = [latency_summary(r[0])["fps"] for r in rounds[:opts.slices + 1]]
     one.update(width=opts.width, height=opts.height, rate_hz=opts.rate, input_scale=opts.input_scale,
-               subscribed=["labels", *opts.outputs], bare_segmenter_work=segmenter_work(opts.outputs),
-               bare_segmenter_hz=bare, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=hz_before,
-               segmenter_hz_after=hz_after, ratio=node_ratio(one["delivered_hz"], hz_before, hz_after))
+               subscribed=["labels", *opts.outputs], bare_segmenter_work=bare.work, slices=opts.slices,
+               bare_segmenter_hz=bare_hz, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=around[0],
+               segmenter_hz_after=around[-1], segmenter_hz_around=around,
+               ratio=node_ratio(one["delivered_hz"], around))
     if multi is None:
         return one
-    batch, batch_mean = median_and_mean_hz(before[1] + after[1], opts.cameras)
+    batch, batch_mean = median_and_mean_hz([t for r in rounds for t in r[1]], opts.cameras)
     return {"cameras": opts.cameras, "width": opts.width, "height": opts.height, "rate_hz": opts.rate,
             "input_scale": opts.input_scale, "subscribed": ["labels", *opts.outputs],
             "one_camera": one, "multi_camera": multi,
-            "bare_segmenter_hz": bare, "bare_batch_frames_hz": batch, "bare_batch_frames_mean_hz": batch_mean,
-            "bare_batch_vs_single": batch / bare,
+            "bare_segmenter_hz": bare_hz, "bare_batch_frames_hz": batch, "bare_batch_frames_mean_hz": batch_mean,
+            "bare_batch_vs_single": batch / bare_hz,
             "combined_vs_one_camera": multi["combined_rate_hz"] / one["output_median_rate_hz"],
             "combined_vs_one_camera_overall": multi["combined_overall_rate_hz"] / one["output_rate_hz"]}
 

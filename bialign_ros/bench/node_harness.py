@@ -76,22 +76,27 @@ class NodeRun:
     memory_peak_mb: float | None = None
     outputs_received: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per camera, the messages received of each optional output subscribed."""
-    window_ns: tuple[int, int] = field(init=False)
+    windows_ns: list[tuple[int, int]] = field(default_factory=list)
+    """The measured windows of input stamps (start excluded, end included), one per slice of the run;
+    by default one: the publications of the last ``seconds``."""
 
     def __post_init__(self) -> None:
-        end = self.published_ns[-1] if self.published_ns else 0
-        self.window_ns = (end - round(self.seconds * 1e9), end)
+        if not self.windows_ns:
+            end = self.published_ns[-1] if self.published_ns else 0
+            self.windows_ns = [(end - round(self.seconds * 1e9), end)]
+
+    def _measured(self, stamp_ns: int) -> bool:
+        return any(start < stamp_ns <= end for start, end in self.windows_ns)
 
     def status(self, camera: str = "") -> dict[str, Any]:
         """The node's last status (with ``camera``: that camera's)."""
         return self.statuses[diagnostic_name(NODE_NAME, camera)]
 
     def delivery(self, camera: str = "") -> dict[str, Any]:
-        """Frames published and delivered in the window, the delivered rate (label images per second of
-        the window) and the stamp-to-arrival latency, for ``camera``."""
-        start, end = self.window_ns
-        sent = sum(start < t <= end for t in self.published_ns)
-        got = [a for a in self.arrivals[camera] if start < a.stamp_ns <= end]
+        """Frames published and delivered in the windows, the delivered rate (label images per second of
+        the windows) and the stamp-to-arrival latency, for ``camera``."""
+        sent = sum(self._measured(t) for t in self.published_ns)
+        got = [a for a in self.arrivals[camera] if self._measured(a.stamp_ns)]
         latency = np.array([a.latency_s for a in got]) * 1000.0
         return {"publish_hz": self.rate_hz, "seconds": self.seconds, "published": sent, "delivered": len(got),
                 "dropped": sent - len(got), "delivered_hz": len(got) / self.seconds,
@@ -100,9 +105,14 @@ class NodeRun:
 
 
 def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, seconds: float, domain_id: int,
-             warmup: float = 0.0, reliability: str = "reliable", outputs: Sequence[str] = ()) -> NodeRun:
+             warmup: float = 0.0, reliability: str = "reliable", outputs: Sequence[str] = (),
+             slices: int = 1, between: Callable[[], None] | None = None) -> NodeRun:
     """Run the node on ``spec`` and publish ``images`` (one per camera) at ``rate_hz`` for ``warmup``
     plus ``seconds`` seconds on ROS domain ``domain_id``; collect what comes back.
+
+    ``slices`` > 1 cuts the ``seconds`` into that many equal slices; between two slices the camera
+    pauses, the frames in flight come back, and ``between`` runs (e.g. the bare Segmenter timed while
+    the node idles, so that both are measured over the same minutes of a machine whose speed drifts).
 
     ``outputs`` subscribes to the named outputs besides the labels, so that the node
     computes them (it computes optional outputs only while someone subscribes); with the grid or the
@@ -138,12 +148,24 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
                                f"{node.output[-3000:]}")
         spin_until(lambda: all(c.count_publishers(OUTPUT_TOPICS["labels"]) for c in collectors.values()), 30)
         spin_until(lambda: False, 1.0)  # the new subscriptions still have to match the node's publishers
-        total = round(rate_hz * (warmup + seconds))
-        start = time.monotonic()
-        for i in range(total):
-            rig.publish_all()
-            while (wait := start + (i + 1) / rate_hz - time.monotonic()) > 0:
-                executor.spin_once(timeout_sec=wait)
+        if slices < 1:
+            raise ValueError(f"slices must be at least 1, got {slices}")
+        measured = max(slices, round(rate_hz * seconds))
+        windows = []
+        for k in range(slices):
+            if k:
+                drain_outputs(executor, collectors.values())
+                if between is not None:
+                    between()
+            in_slice = measured * (k + 1) // slices - measured * k // slices
+            frames = in_slice + (round(rate_hz * warmup) if k == 0 else 0)
+            start = time.monotonic()
+            for i in range(frames):
+                rig.publish_all()
+                while (wait := start + (i + 1) / rate_hz - time.monotonic()) > 0:
+                    executor.spin_once(timeout_sec=wait)
+            end = rig.published_ns[-1]
+            windows.append((end - round(in_slice / rate_hz * 1e9), end))
         drain_outputs(executor, collectors.values())
         reports = rig.reports
         spin_until(lambda: rig.reports >= reports + 2, 10)  # counters that include the last frames
@@ -151,7 +173,8 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
         if node.proc.poll() is not None:
             raise RuntimeError(f"the node stopped during the run (exit {node.proc.poll()}):\n{node.output[-3000:]}")
         return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
-                       seconds, rate_hz, memory, {cam: dict(c.received) for cam, c in collectors.items()})
+                       measured / rate_hz, rate_hz, memory,
+                       {cam: dict(c.received) for cam, c in collectors.items()}, windows)
     finally:
         executor.shutdown()
         for n in (rig, *collectors.values()):

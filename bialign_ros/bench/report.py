@@ -114,8 +114,9 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "(above the Segmenter's rate) through DDS to `bialign_node` in another process"
         + subscribed_note(suite) + "; delivered labels per second, frames dropped by its latest-frame-wins "
         "queue, stamp-to-arrival latency; "
-        "*node / Segmenter*: the delivered rate over the mean of the Segmenter's rate measured just "
-        "before and just after the node ran (the machine's load drifts), the Segmenter computing the maps "
+        "*node / Segmenter*: the delivered rate over the Segmenter's rate measured just before the node "
+        "ran, between the slices of its run (the camera paused) and just after, each slice held against the "
+        "rates on either side (the machine's load drifts), the Segmenter computing the maps "
         "the subscribed outputs need (edges; the confidence map for confidence, free space, grid and points).",
         "- *of int8 limit*: Segmenter FPS divided by the int8 frame-rate limit; *of own limit*: by the "
         "limit of the configuration's own precision.",
@@ -254,8 +255,8 @@ def print_node_benchmark(record: dict[str, Any], reliability: str, duration: flo
           f"dropped (latest wins) {one['node_dropped']}, label images received {one['outputs']}"
           + "".join(f", {name} {count}" for name, count in one["outputs_received"].items()))
     print(f"  node delivered {one['delivered_hz']:.2f} Hz ({one['output_median_rate_hz']:.2f} Hz from the median "
-          f"interval); bare Segmenter {one['segmenter_hz_before']:.2f} Hz before, {one['segmenter_hz_after']:.2f} "
-          f"Hz after; ratio {one['ratio']:.2f}")
+          f"interval); bare Segmenter {', '.join(f'{hz:.2f}' for hz in one['segmenter_hz_around'])} Hz before, "
+          f"between and after the node's {one['slices']} slice(s); ratio {one['ratio']:.2f}")
     print(f"  end-to-end latency: {one['latency_text']}")
     if "multi_camera" not in record:
         return

@@ -47,6 +47,7 @@ class SuiteOptions:
     node_rate: float = 0.0
     node_rate_factor: float = 1.2
     node_outputs: tuple[str, ...] = ()
+    node_slices: int = 3
     cameras: int = 2
     """With the node: this many cameras in one node, with the best configuration at the first size."""
 
@@ -113,7 +114,8 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
         reference=str(reference) if not is_reference and reference.is_file() else None,
         save_labels=str(reference) if is_reference else None,
         node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
-        node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs)
+        node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs,
+        node_slices=opts.node_slices)
 
 
 def best_result(suite: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", action="store_true", help="also measure the ROS node end to end (needs rclpy)")
     p.add_argument("--node-seconds", type=float, default=20.0, help="measured window of the node run")
     p.add_argument("--node-warmup", type=float, default=8.0, help="seconds of frames before the window")
+    p.add_argument("--node-slices", type=int, default=3,
+                   help="slices of the node's window, the bare Segmenter timed before, between and after them "
+                        "(the node / Segmenter ratio holds each slice against the rates on either side)")
     p.add_argument("--node-pairs", type=int, default=2,
                    help="--output-costs: pairs of node runs (labels only, every output), alternating")
     p.add_argument("--node-rate", type=float, default=0.0,

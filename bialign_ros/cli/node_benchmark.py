@@ -1,6 +1,7 @@
 """Node benchmark: camera frames at a fixed rate through the bialign node over ROS, end to end.
 
-Times the bare Segmenter before and after the node runs, runs the node in its own process fed
+Times the bare Segmenter before, between the slices of (``--slices``) and after the node's run,
+runs the node in its own process fed
 by a camera publisher in this one (with ``--cameras N``: one camera first, then one node
 serving N cameras), and reports the frames the node received, processed and dropped, its
 delivered rate, end-to-end latency and the ratio of the delivered rate to the bare Segmenter
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
                    help=f"outputs subscribed: labels (default), all, or labels plus these of "
                         f"{', '.join(SUBSCRIBABLE)}")
+    p.add_argument("--slices", type=int, default=3,
+                   help="slices of the run; the bare Segmenter is timed before, between and after them, while "
+                        "the camera pauses, and each slice is held against the rates on either side (default 3)")
     p.add_argument("--bare-frames", type=int, default=10, help="calls timed for each bare Segmenter rate")
     ids = domain_ids("benchmarks")
     p.add_argument("--domain-id", type=int, default=None,
@@ -65,12 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cameras < 1:
         raise SystemExit(f"--cameras must be at least 1, got {args.cameras}")
+    if args.slices < 1:
+        raise SystemExit(f"--slices must be at least 1, got {args.slices}")
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or str(untrained_checkpoint(Path(tmp) / "untrained_bialign_dfnet2.pt"))
         opts = NodeBenchOptions(
             weights=weights, width=args.width, height=args.height, rate=args.rate, duration=args.duration,
             input_scale=args.input_scale, cameras=args.cameras, device=args.device, precision=args.precision,
             backend=args.backend, reliability=args.reliability, bare_frames=args.bare_frames, outputs=args.outputs,
+            slices=args.slices,
             domain_id=pick_domain_id("benchmarks") if args.domain_id is None else args.domain_id)
         try:
             record = run_node_benchmark(opts)
