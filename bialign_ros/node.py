@@ -36,11 +36,12 @@ from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, Step, gr
 from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.classes import free_space_classes_for, no_free_space_note, obstacle_classes_for
-from bialign_ros.codec import fill_image, image_to_array, message_to_rgb8
+from bialign_ros.codec import image_to_array, message_to_rgb8
+from bialign_ros.codec.cdr import serialize_image
 from bialign_ros.ground_grid import GridSpec
 from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs, segmenter_work
 from bialign_ros.node_diagnostics import DiagnosticsMixin
-from bialign_ros.node_ground import occupancy_grid_msg, point_cloud_msg
+from bialign_ros.node_ground import occupancy_grid_msg, point_cloud_cdr
 from bialign_ros.node_interface import (
     CAMERA_INFO,
     DEPTH_TOPIC,
@@ -473,7 +474,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         for output in render_outputs(self.segmenter, image, result, images_of(want), settings):
             self._stats.output_rendered(output.name)
             cam.stats.output_rendered(output.name)
-            cam.pubs[output.name].publish(fill_image(Image(header=header), output.array, output.encoding))
+            # serialised from the array with one copy, where an Image message would take three
+            cam.pubs[output.name].publish(serialize_image(header, output.array, output.encoding))
         if "grid" in want:
             self._publish_grid(cam, header, result, settings)
         if "points" in want:
@@ -529,7 +531,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             cam.logger.error(f"{OUTPUT_TOPICS['points']} not published: {exc}",
                              throttle_duration_sec=ERROR_LOG_THROTTLE_S)
             return
-        cam.pubs["points"].publish(point_cloud_msg(cloud, header))
+        cam.pubs["points"].publish(point_cloud_cdr(cloud, header))
 
     def _on_frame_error(self, item: Pending[_Frame], exc: Exception) -> None:
         cam = self._by_name[item.stream]

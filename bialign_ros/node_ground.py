@@ -1,6 +1,7 @@
 """ROS messages of the ground outputs: ``nav_msgs/OccupancyGrid`` and ``sensor_msgs/PointCloud2``.
 
-The arrays come from :mod:`bialign_ros.ground_outputs`; this module only fills the messages.
+The arrays come from :mod:`bialign_ros.ground_outputs`; this module only fills the grid message and
+serialises the point cloud.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from typing import Any
 
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
-from sensor_msgs.msg import PointCloud2, PointField
 
-from bialign_ros.codec.raw import store_bytes
+from bialign_ros.codec.cdr import serialize_point_cloud
 from bialign_ros.depth_points import PackedCloud
 from bialign_ros.ground_grid import GridSpec
 
@@ -28,19 +28,16 @@ def occupancy_grid_msg(grid: np.ndarray, spec: GridSpec, stamp: Any, frame_id: s
     info.width, info.height = spec.cells_x, spec.cells_y
     info.origin.position.x, info.origin.position.y = float(spec.origin_x), float(spec.origin_y)
     info.origin.orientation.w = 1.0
-    # As codec.raw.store_bytes does for uint8 data: an array.array extended in place is one copy;
+    # As bialign_ros.codec.raw.store_bytes does for uint8 data: an array.array extended in place is one copy;
     # an ndarray goes through the setter element by element (27 ms for a 400 x 200 grid).
     msg.data = stdlib_array.array("b")
     msg.data.frombytes(np.ascontiguousarray(grid, dtype=np.int8).tobytes())
     return msg
 
 
-def point_cloud_msg(cloud: PackedCloud, header: Any) -> PointCloud2:
-    """The packed labelled points as a PointCloud2 with the camera frame's ``header``."""
-    msg = PointCloud2(
-        header=header, height=cloud.height, width=cloud.width,
-        fields=[PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in cloud.fields],
-        is_bigendian=cloud.is_bigendian, point_step=cloud.point_step, row_step=cloud.row_step,
-        is_dense=cloud.is_dense)
-    store_bytes(msg, cloud.data)  # one copy; an ndarray would be copied element by element (1.3 s for 8 MB)
-    return msg
+def point_cloud_cdr(cloud: PackedCloud, header: Any) -> bytes:
+    """The packed labelled points as the CDR of a PointCloud2 with the camera frame's ``header``, for
+    ``publish(bytes)``: one copy of the points (8 MB for 1024x2048 at stride 2), where filling a
+    PointCloud2 and publishing it copies them three times."""
+    return serialize_point_cloud(header, cloud.height, cloud.width, cloud.fields, cloud.is_bigendian,
+                                 cloud.point_step, cloud.row_step, cloud.data, cloud.is_dense)

@@ -24,12 +24,13 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from bialign_ros.bench.node_command import NodeSpec, node_command
 from bialign_ros.cli.camera_sim import camera_info
 from bialign_ros.cli.output_collector import Arrival, OutputCollector
 from bialign_ros.cli.processes import ChildProcess, ros_env
-from bialign_ros.codec import fill_image
+from bialign_ros.codec.cdr import serialize_image
 from bialign_ros.node_interface import (
     CAMERA_INFO,
     DEPTH_TOPIC,
@@ -208,17 +209,17 @@ class CameraRig(Node):
         qos = output_qos(5)  # the sensor-data depth, as camera drivers use
         qos.reliability = RELIABILITY_POLICIES[reliability]
         self.pubs, self.msgs = [], []
+        """Per publisher its message: a CameraInfo, or the (array, encoding, frame_id) of an image."""
         if ground:  # camera_info and a depth image (a wall 8 m ahead) before every frame, same stamp
             for cam, image in zip(cameras, images):
                 h, w = image.shape[:2]
                 self.pubs.append(self.create_publisher(CameraInfo, camera_topic(cam, CAMERA_INFO), qos))
                 self.msgs.append(camera_info(h, w, cam or "camera"))
                 self.pubs.append(self.create_publisher(Image, camera_topic(cam, DEPTH_TOPIC), qos))
-                self.msgs.append(fill_image(Image(), np.full((h, w), 8.0, np.float32), "32FC1"))
+                self.msgs.append((np.full((h, w), 8.0, np.float32), "32FC1", cam or "camera"))
         for cam, image in zip(cameras, images):
             self.pubs.append(self.create_publisher(Image, camera_topic(cam, INPUT_TOPIC), qos))
-            self.msgs.append(fill_image(Image(), np.ascontiguousarray(image), "rgb8"))
-            self.msgs[-1].header.frame_id = cam or "camera"
+            self.msgs.append((np.ascontiguousarray(image), "rgb8", cam or "camera"))
         self.published_ns: list[int] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self.reports = 0
@@ -228,8 +229,12 @@ class CameraRig(Node):
         """One frame on every camera, all with the same stamp."""
         now = self.get_clock().now()
         for pub, msg in zip(self.pubs, self.msgs):
-            msg.header.stamp = now.to_msg()
-            pub.publish(msg)
+            if isinstance(msg, tuple):  # images serialised from the array: the camera's cost stays small
+                array, encoding, frame_id = msg
+                pub.publish(serialize_image(Header(stamp=now.to_msg(), frame_id=frame_id), array, encoding))
+            else:
+                msg.header.stamp = now.to_msg()
+                pub.publish(msg)
         self.published_ns.append(now.nanoseconds)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:

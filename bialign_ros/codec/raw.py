@@ -92,14 +92,10 @@ def image_to_array(msg: Any) -> np.ndarray:
     return pixels
 
 
-def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
-    """Fill ``height, width, encoding, is_bigendian, step, data`` of an Image message.
-
-    ``array`` must have the encoding's dtype and shape: (H, W) for one channel (mono8,
-    mono16, 8UC1, bayer, ...), (H, W, C) otherwise, (H * 3 / 2, W) for nv12/nv21. The data is
-    written little-endian (``is_bigendian = 0``) without row padding, in one copy (two for a
-    non-contiguous or big-endian array). The header is left to the caller. Returns ``msg``.
-    """
+def image_fields(array: np.ndarray, encoding: str) -> tuple[int, int, int, np.ndarray]:
+    """``(height, width, step, pixels)`` of the Image that holds ``array`` in ``encoding``: the pixels
+    C-contiguous and little-endian, rows unpadded. CodecError when ``array`` does not fit the encoding
+    (see :func:`fill_image`)."""
     layout = pixel_layout(encoding)
     if array.dtype.kind != layout.dtype.kind or array.dtype.itemsize != layout.dtype.itemsize:
         raise CodecError(f"encoding {encoding!r} needs {layout.dtype.name} data, got {array.dtype.name}")
@@ -115,10 +111,19 @@ def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
         raise CodecError(f"image has zero size: width {width}, height {height}")
     check_even_size(encoding, height, width)
     pixels = np.ascontiguousarray(array, dtype=layout.dtype.newbyteorder("<"))
-    msg.height = height
-    msg.width = width
+    return height, width, width * layout.pixel_bytes, pixels
+
+
+def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
+    """Fill ``height, width, encoding, is_bigendian, step, data`` of an Image message.
+
+    ``array`` must have the encoding's dtype and shape: (H, W) for one channel (mono8,
+    mono16, 8UC1, bayer, ...), (H, W, C) otherwise, (H * 3 / 2, W) for nv12/nv21. The data is
+    written little-endian (``is_bigendian = 0``) without row padding, in one copy (two for a
+    non-contiguous or big-endian array). The header is left to the caller. Returns ``msg``.
+    """
+    msg.height, msg.width, msg.step, pixels = image_fields(array, encoding)
     msg.encoding = encoding
     msg.is_bigendian = 0
-    msg.step = width * layout.pixel_bytes
     store_bytes(msg, pixels)
     return msg
