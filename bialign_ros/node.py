@@ -4,8 +4,9 @@ A managed (lifecycle) node that runs by itself (``autostart``): configure valida
 parameters and loads the model, activate subscribes, deactivate unsubscribes, cleanup frees the
 model. It serves one camera (``image``), or several (parameter ``cameras``: ``front/image``,
 ``left/image``, ...) with one model. The subscription callbacks only hand frames to a
-:class:`BatchPipeline` with one slot per camera; decoding, inference (one forward pass per
-batch of same-size frames) and publishing run on its worker thread. Every output carries its
+:class:`BatchPipeline` with one slot per camera; decoding and inference (one forward pass per
+batch of same-size frames) run on its worker thread, rendering and publishing the outputs on its
+second thread, which overlaps the next frame's inference. Every output carries its
 input's header and resolution. Run it with ``bialign_node`` or ``python -m bialign_ros.node``.
 """
 
@@ -423,7 +424,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         if depths is not None:
             depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
 
-    # ---------------------------------------------------------------- inference (worker thread)
+    # ---------------------------------------------------------------- inference and publishing (pipeline threads)
     def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome | Step]:
         """Decode every frame and run one forward pass per image size; return, per frame, its error
         or the step that publishes it on its camera's topics (run by the pipeline's second thread

@@ -87,7 +87,7 @@ class LatencyStats:
 class StreamStats:
     """Rates, latencies and counters of one stream of frames: one camera, or all of a node's cameras.
 
-    The subscription callbacks record inputs, the inference thread everything else, and the
+    The subscription callbacks record inputs, the pipeline threads everything else, and the
     diagnostics timer reads them.
     """
 
