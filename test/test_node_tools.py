@@ -83,7 +83,8 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     received = result["outputs_received"]
     assert set(received) == set(node_benchmark.SUBSCRIBABLE) and min(received.values()) > 1, received
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
-    assert result["delivered_hz"] == pytest.approx(result["outputs"] / 2)  # every frame is in the 2 s window
+    assert result["outputs"] == result["node_processed"]  # every frame is in the two windows of 1 s
+    assert 0 < result["delivered_hz"] <= 30
     assert len(result["segmenter_hz_around"]) == 3  # before, between the two slices, after
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
     assert "ratio" in capsys.readouterr().out
@@ -143,8 +144,22 @@ def test_node_benchmark_compares_two_cameras_in_one_node_with_one_camera(untrain
 def test_delivery_counts_the_frames_of_the_measured_window():
     second = 1_000_000_000
     published = [i * second // 2 for i in range(10)]  # 2 Hz from 0 to 4.5 s
-    arrivals = [Arrival(t, 0.1, 0.0) for t in published if t != 4 * second]  # the frame of 4 s is lost
+    arrivals = [Arrival(t, 0.1, t / second + 0.1) for t in published if t != 4 * second]  # the frame of 4 s is lost
     delivery = NodeRun(published, {"": arrivals}, {}, seconds=2.0, rate_hz=2.0).delivery()
-    # The window is the last 2 s of publications: stamps 3.0, 3.5, 4.0 and 4.5 s.
+    # The window is the last 2 s of publications: stamps 3.0, 3.5, 4.0 and 4.5 s; three of them
+    # arrived, at 3.1, 3.6 and 4.6 s: two intervals in 1.5 s.
     assert (delivery["published"], delivery["delivered"], delivery["dropped"]) == (4, 3, 1)
-    assert delivery["delivered_hz"] == 1.5 and delivery["latency_p50_ms"] == pytest.approx(100.0)
+    assert delivery["delivered_hz"] == pytest.approx(2 / 1.5) and delivery["latency_p50_ms"] == pytest.approx(100.0)
+
+
+def test_delivered_rate_is_that_of_the_arrivals_not_of_the_windows_length():
+    """A slow node still delivers a window's frames after the window ends: they must not count as
+    delivered within it. Frames published at 2 Hz come out at 1 Hz, in two windows of 2 s."""
+    second = 1_000_000_000
+    published = [i * second // 2 for i in range(10)]
+    arrivals = [Arrival(t, 0.0, float(i)) for i, t in enumerate(published)]
+    run = NodeRun(published, {"": arrivals}, {}, seconds=4.0, rate_hz=2.0,
+                  windows_ns=[(-1, 3 * second // 2), (5 * second // 2, 9 * second // 2)])
+    delivery = run.delivery()
+    assert (delivery["published"], delivery["delivered"]) == (8, 8)  # stamp 2.0 s lies between the windows
+    assert delivery["delivered_hz"] == pytest.approx(1.0)  # not 8 frames / 4 s

@@ -85,7 +85,7 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
             run = run_node(spec, [image], rate, opts.node_seconds, pick_domain_id("benchmarks"), warmup=5.0,
                            outputs=outputs)
             runs[name].append(run.delivery())
-    node = {name: {"delivered_hz": sum(r["delivered"] for r in done) / sum(r["seconds"] for r in done),
+    node = {name: {"delivered_hz": sum(r["delivered_hz"] for r in done) / len(done),
                    "runs": done} for name, done in runs.items()}
     return {
         "options": asdict(opts), "backend": spec.backend, "hardware": hardware_summary(),
