@@ -82,7 +82,7 @@ from bialign_ros.qos import (
 from bialign_ros.rate_stats import StreamStats
 from bialign_ros.segmenter import SegmentationResult, Segmenter
 from bialign_ros.stamp_buffer import RecentByStamp
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 
 try:  # vision_msgs ships with ROS distros but not on PyPI
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -561,7 +561,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the node until Ctrl-C/SIGTERM; returns the process exit code."""
-    profile = use_transport_profile()
+    profile = prepare_for_large_frames()
     rclpy.init(args=sys.argv if argv is None else argv)
     # Built before anything can log readiness: a Ctrl-C inside its constructor leaves a
     # half-built executor whose finaliser prints a traceback.

@@ -16,6 +16,8 @@ from collections.abc import MutableMapping
 from importlib import metadata
 from pathlib import Path
 
+from bialign_ros.large_buffers import keep_large_buffers
+
 PACKAGE = "bialign_ros"
 PROFILE_NAME = "fastdds_large_frames.xml"
 PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -81,3 +83,11 @@ def use_transport_profile(env: MutableMapping[str, str] | None = None) -> Path |
     path = transport_profile_path()
     env[profile_env_var(env)] = str(path)
     return path
+
+
+def prepare_for_large_frames() -> Path | None:
+    """What each process that exchanges full-resolution images does before ``rclpy.init``: keep its
+    megabyte buffers for reuse (:func:`~bialign_ros.large_buffers.keep_large_buffers`) and adopt the
+    transport profile (:func:`use_transport_profile`, whose result it returns)."""
+    keep_large_buffers()
+    return use_transport_profile()

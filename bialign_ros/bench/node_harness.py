@@ -44,7 +44,7 @@ from bialign_ros.node_interface import (
 from bialign_ros.node_report import parse_key_values
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.timing import process_peak_rss_mb
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 
 READY_TIMEOUT = 180.0
 """Seconds the node may take to load the model and subscribe (a TensorRT engine build takes long)."""
@@ -133,7 +133,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
     cameras = spec.camera_names()
     if len(images) != len(cameras):
         raise ValueError(f"{len(images)} images for {len(cameras)} cameras")
-    use_transport_profile()  # before this process's first DDS participant; the node inherits it
+    prepare_for_large_frames()  # before this process's first DDS participant; the node inherits the profile
     node = ChildProcess(node_command(spec, "-p", "stats_log_period:=0.0"), ros_env(domain_id))
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)

@@ -17,7 +17,7 @@ from rclpy.executors import ExternalShutdownException
 
 from bialign_ros.bags.io import BagError, BagReader
 from bialign_ros.bags.play import RELIABILITIES, BagPlayer, PlayOptions, describe
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 
 PROG = "bialign_bag_play"
 DEFAULT_CLOCK_HZ = 40.0
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BagError, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    use_transport_profile()
+    prepare_for_large_frames()
     rclpy.init(args=[PROG, *ros_args])
     node = rclpy.create_node("bialign_bag_play")
     try:

@@ -27,7 +27,7 @@ from bialign_ros.image_files import find_images, read_rgb
 from bialign_ros.node_interface import CAMERA_INFO, INPUT_TOPIC, compressed_topic
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.synthetic import render_sequence, sequence_cameras
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate <= 0:
         raise SystemExit("--rate must be positive")
     frames = load_frames(args)
-    use_transport_profile()
+    prepare_for_large_frames()
     rclpy.init(args=argv)
     node = CameraSim(args, frames)
     try:

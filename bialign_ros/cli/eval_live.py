@@ -24,7 +24,7 @@ from bialign_ros.bags.live_score import LiveScorer
 from bialign_ros.checkpoint import CheckpointError, load_checkpoint
 from bialign_ros.classes import IGNORE_INDEX
 from bialign_ros.node_interface import OUTPUT_TOPICS
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 
 PROG = "bialign_eval_live"
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.qos_depth < 1:
         print(f"{PROG}: error: --qos-depth must be >= 1, got {args.qos_depth}", file=sys.stderr)
         return 2
-    use_transport_profile()
+    prepare_for_large_frames()
     rclpy.init(args=[PROG, *ros_args])
     node = rclpy.create_node("bialign_eval_live")
     executor = SingleThreadedExecutor()

@@ -26,7 +26,7 @@ from bialign_ros.demo import default_input_scale
 from bialign_ros.image_files import write_png
 from bialign_ros.ros_domains import domain_ids, pick_domain_id
 from bialign_ros.synthetic import sequence_cameras
-from bialign_ros.transport import use_transport_profile
+from bialign_ros.transport import prepare_for_large_frames
 from bialign_ros.weights import untrained_checkpoint
 
 BANNER = "=" * 78
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
               f"Pass trained weights with: make demo WEIGHTS=path/to/checkpoint.pt\n{BANNER}", flush=True)
     if args.input_scale is None:
         args.input_scale = default_input_scale(weights)
-    use_transport_profile()
+    prepare_for_large_frames()
     domain = pick_domain_id("tools") if args.domain_id is None else args.domain_id
     env = ros_env(domain)
     # The grid needs the camera's pose over the street: the simulator's synthetic camera is known.
