@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
@@ -28,25 +29,42 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
-def time_calls(fn: Callable[[], object], iters: int, warmup: int) -> dict[str, float]:
-    """Call ``fn`` ``warmup`` times untimed, then ``iters`` times timed; the :func:`latency_summary`."""
-    return time_alternating([fn], iters, warmup)[0]
+MIN_TIMED_ROUNDS = 3
+"""Timed rounds a time budget never cuts below."""
 
 
-def time_alternating(fns: Sequence[Callable[[], object]], iters: int, warmup: int) -> list[dict[str, float]]:
+def time_calls(fn: Callable[[], object], iters: int, warmup: int, budget_s: float = math.inf) -> dict[str, float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``iters`` times timed; the :func:`latency_summary`.
+    ``budget_s`` cuts slow calls short as :func:`time_alternating` does."""
+    return time_alternating([fn], iters, warmup, budget_s)[0]
+
+
+def time_alternating(fns: Sequence[Callable[[], object]], iters: int, warmup: int,
+                     budget_s: float = math.inf) -> list[dict[str, float]]:
     """Like :func:`time_calls` for several functions called in turn (a, b, a, b, ...), so that other
-    load on the machine, which comes in bursts, falls on each alike; one summary per function."""
-    if iters < 1 or warmup < 0:
-        raise ValueError(f"need iters >= 1 and warmup >= 0, got {iters} and {warmup}")
+    load on the machine, which comes in bursts, falls on each alike; one summary per function.
+
+    ``budget_s`` bounds the time of a slow configuration (a CPU without bf16 instructions takes
+    seconds per call): the untimed rounds stop once a quarter of it is spent (after one round), the
+    timed ones once all of it is (after :data:`MIN_TIMED_ROUNDS`, or ``iters`` if fewer).
+    """
+    if iters < 1 or warmup < 0 or budget_s <= 0:
+        raise ValueError(f"need iters >= 1, warmup >= 0 and budget_s > 0, got {iters}, {warmup} and {budget_s}")
+    start = time.perf_counter()
     for _ in range(warmup):
         for fn in fns:
             fn()
+        if time.perf_counter() - start >= budget_s / 4:
+            break
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(iters):
+    start = time.perf_counter()
+    for done in range(1, iters + 1):
         for fn, took in zip(fns, times):
             t0 = time.perf_counter()
             fn()
             took.append(time.perf_counter() - t0)
+        if done >= MIN_TIMED_ROUNDS and time.perf_counter() - start >= budget_s:
+            break
     return [latency_summary(took) for took in times]
 
 

@@ -80,6 +80,25 @@ def test_alternating_timing_calls_in_turn_and_times_each_function_alone():
     assert a["n"] == b["n"] == 3 and a["mean_ms"] < 5.0 <= 20.0 <= b["mean_ms"]
 
 
+def test_a_time_budget_cuts_slow_calls_short_but_times_three_rounds():
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(0.03)
+
+    # 0.1 s budget: one warmup call of the five (0.03 s is past a quarter of it), then timed calls
+    # until 0.1 s is spent: about four of the twenty asked for.
+    summary = time_calls(slow, iters=20, warmup=5, budget_s=0.1)
+    assert 3 <= summary["n"] <= 5 and len(calls) - summary["n"] <= 2
+    # a budget never takes the timed rounds below three, nor above iters
+    assert time_calls(slow, iters=20, warmup=0, budget_s=0.001)["n"] == 3
+    assert time_calls(slow, iters=2, warmup=0, budget_s=0.001)["n"] == 2
+    assert time_calls(lambda: None, iters=50, warmup=2, budget_s=10.0)["n"] == 50
+    with pytest.raises(ValueError, match="budget_s > 0"):
+        time_calls(slow, iters=2, warmup=0, budget_s=0.0)
+
+
 def test_sizes_parse():
     assert parse_size("512x1024") == (512, 1024)
     with pytest.raises(argparse.ArgumentTypeError, match="height x width"):
@@ -139,7 +158,8 @@ def test_configurations_are_chosen_with_the_reference_first():
 def suite(untrained_weights, tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
     proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "onnxruntime-fp32",
-                  "torch-fp16-cuda", "--sizes", "64x96", "--peak-map", "16x32", "--iters", 2, "--warmup", 1,
+                  "torch-fp16-cuda", "--sizes", "64x96", "--peak-map", "16x32", "--iters", 5, "--warmup", 1,
+                  "--time-budget", 0.001,
                   "--agreement-frames", 1, "--work-dir", work, "--json", work / "suite.json",
                   "--markdown", work / "bench.md", "--plot", work / "fps.png")
     assert proc.returncode == 0, proc.stderr
@@ -153,7 +173,8 @@ def test_suite_runs_configurations_side_by_side(suite):
     assert results["onnxruntime-fp32"]["backend"] == "onnxruntime"
     assert results["onnxruntime-fp32"]["agreement"] > 0.999  # fp32 export vs PyTorch fp32
     for r in results.values():
-        assert r["model"]["n"] == 2 and r["segmenter"]["fps"] > 0 and r["memory_peak_mb"] > 100
+        # the budget (1 ms) cuts every timing to the three timed calls it never goes below
+        assert r["model"]["n"] == r["segmenter"]["n"] == 3 and r["segmenter"]["fps"] > 0 and r["memory_peak_mb"] > 100
         assert r["segmenter"]["of_int8_limit"] > 0
     assert record["peaks"]["ort_int8"] > 0 and record["sizes"][0]["limits_fps"]["int8"] > 0
     unavailable = {u["config"]: u["reason"] for u in record["unavailable"]}
@@ -165,6 +186,7 @@ def test_suite_writes_report_and_plot(suite):
     record = json.loads((suite / "suite.json").read_text())
     assert record["hardware"]["cpu"] in text and "## 64x96 (height x width)" in text
     assert "| torch-fp32 |" in text and "| onnxruntime-fp32 |" in text and "UNTRAINED" in text
+    assert "5 timed calls after 1 untimed ones, fewer for a slow configuration" in text
     assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown_report(record) == text
 

@@ -5,6 +5,7 @@ The *node ratio* (:func:`node_ratio`) is defined here once, for every tool that 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, peak_rss_mb, time_calls
 
+MIN_SLICE_FRAMES = 5
+"""Frames the camera sends in each slice of a node run at least, however slow the configuration."""
+
 
 def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:
     """The node's delivered rate over the bare Segmenter's, measured just before the node ran, between
@@ -30,16 +34,19 @@ def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:
     return delivered_hz / (sum(around) / len(around))
 
 
-def time_bare_model(seg: Segmenter, image: np.ndarray, iters: int, warmup: int) -> dict[str, float]:
-    """Time the inference graph alone on an image already at the network's size."""
+def time_bare_model(seg: Segmenter, image: np.ndarray, iters: int, warmup: int,
+                    budget_s: float = math.inf) -> dict[str, float]:
+    """Time the inference graph alone on an image already at the network's size (``budget_s`` as in
+    :func:`~bialign_ros.timing.time_alternating`)."""
     h, w = seg.network_size(*image.shape[:2])
     batch = np.ascontiguousarray(cv2.resize(image, (w, h)) if (h, w) != image.shape[:2] else image)[None]
-    return time_calls(lambda: seg.runner.run(batch), iters, warmup)
+    return time_calls(lambda: seg.runner.run(batch), iters, warmup, budget_s)
 
 
-def time_segmenter(seg: Segmenter, image: np.ndarray, iters: int, warmup: int) -> dict[str, float]:
+def time_segmenter(seg: Segmenter, image: np.ndarray, iters: int, warmup: int,
+                   budget_s: float = math.inf) -> dict[str, float]:
     """Time the Segmenter end to end: uint8 image in, labels and edges (NumPy) out."""
-    return time_calls(lambda: seg.segment(image, edges=True), iters, warmup)
+    return time_calls(lambda: seg.segment(image, edges=True), iters, warmup, budget_s)
 
 
 def confident_pixels(seg: Segmenter, frames: np.ndarray) -> np.ndarray:
@@ -75,6 +82,8 @@ class MeasureOptions:
     threads: int = 0
     iters: int = 10
     warmup: int = 2
+    time_budget: float = 0.0
+    """Seconds one timing may take before it stops at fewer than ``iters`` calls (0: no bound)."""
     config_name: str | None = None
     frames: str | None = None
     """An ``.npz`` of frames (key ``frames``): the first is timed, all are segmented for agreement."""
@@ -91,6 +100,11 @@ class MeasureOptions:
     """Outputs the node runs subscribe to besides the labels and edges (``--node-outputs``)."""
     node_slices: int = 3
     """Slices of the node's run, with the bare Segmenter timed between them (``--node-slices``)."""
+
+
+def budget(opts: MeasureOptions) -> float:
+    """The time budget of one timing of ``opts`` in seconds (infinite when unbounded)."""
+    return opts.time_budget if opts.time_budget > 0 else math.inf
 
 
 def use_threads(threads: int) -> None:
@@ -124,8 +138,8 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
         "device": seg.device, "precision": seg.precision, "compiled": opts.compile,
         "network_size": list(seg.network_size(opts.height, opts.width)), "weights": str(opts.weights),
     }
-    record["model"] = time_bare_model(seg, image, opts.iters, opts.warmup)
-    record["segmenter"] = time_segmenter(seg, image, opts.iters, opts.warmup)
+    record["model"] = time_bare_model(seg, image, opts.iters, opts.warmup, budget(opts))
+    record["segmenter"] = time_segmenter(seg, image, opts.iters, opts.warmup, budget(opts))
     labels = np.stack([seg.segment(f, edges=False).labels for f in frames])
     if opts.save_labels:
         np.savez_compressed(opts.save_labels, labels=labels, confident=confident_pixels(seg, frames))
@@ -162,11 +176,13 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     work = segmenter_work(subscribed)
 
     def segmenter_fps() -> float:
-        return time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup)["fps"]
+        return time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup, budget(opts))["fps"]
 
     bare = [segmenter_fps()]
     rate = opts.node_rate or opts.node_rate_factor * bare[0]
-    run = run_node(node_spec(seg, opts), [image], rate, opts.node_seconds, pick_domain_id("benchmarks"),
+    # a slow configuration gets the time for MIN_SLICE_FRAMES frames in each slice
+    seconds = max(opts.node_seconds, opts.node_slices * MIN_SLICE_FRAMES / rate)
+    run = run_node(node_spec(seg, opts), [image], rate, seconds, pick_domain_id("benchmarks"),
                    warmup=opts.node_warmup, outputs=subscribed, slices=opts.node_slices,
                    between=lambda: bare.append(segmenter_fps()))
     bare.append(segmenter_fps())

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIDENT_MARGIN, LIMIT_TARGET, REFERENCE_CONFIG, node_target
+from bialign_ros.bench.measure import MIN_SLICE_FRAMES
 from bialign_ros.bench.suite import best_result
+from bialign_ros.timing import MIN_TIMED_ROUNDS
 
 
 def weights_note(suite: dict[str, Any]) -> str:
@@ -128,6 +130,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "itself hesitates.",
         "- *memory*: peak resident memory of the process timing the configuration's bare model and "
         "Segmenter (the node process's own peak is in the JSON record, `node.memory_peak_mb`).",
+        *timing_note(suite),
         "- The machine is shared: absolute figures move by 20 % or more between runs; compare within "
         "one run.", "",
         "## Reproduce", "",
@@ -142,6 +145,22 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "the `.onnx` files as well; the backend follows from the file.", "",
     ]
     return "\n".join(lines)
+
+
+def timing_note(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines: how many calls each timing made and how long the node ran (records without the
+    run's ``timing`` give none)."""
+    timing = suite.get("timing")
+    if not timing:
+        return []
+    line = f"- *timings*: {timing['iters']} timed calls after {timing['warmup']} untimed ones"
+    if timing["time_budget"] > 0:
+        line += (f", fewer for a slow configuration: a timing stops once it has taken {timing['time_budget']:g} s, "
+                 f"after at least {MIN_TIMED_ROUNDS} timed calls (the untimed ones after a quarter of that); "
+                 "each timing's count is its `n` in the JSON record")
+    line += (f". A node run lasts {timing['node_seconds']:g} s in {timing['node_slices']} slice(s), longer where "
+             f"needed for {MIN_SLICE_FRAMES} frames per slice.")
+    return [line]
 
 
 def targets_section(suite: dict[str, Any]) -> list[str]:

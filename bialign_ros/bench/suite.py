@@ -40,6 +40,7 @@ class SuiteOptions:
     calib_frames: int = 8
     iters: int = 10
     warmup: int = 2
+    time_budget: float = 0.0
     threads: int = 0
     node: bool = False
     node_seconds: float = 20.0
@@ -65,7 +66,9 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
     peaks = measure_peaks(stack, threads=opts.threads, repeats=5)
     suite: dict[str, Any] = {"hardware": hardware_summary(), "peaks": peaks.to_dict(),
                              "peaks_at_start": peaks.to_dict(), "peak_stack": asdict(stack), "sizes": [],
-                             "results": [], "unavailable": [], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                             "results": [], "unavailable": [], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "timing": {"iters": opts.iters, "warmup": opts.warmup, "time_budget": opts.time_budget,
+                                        "node_seconds": opts.node_seconds, "node_slices": opts.node_slices}}
     model, meta = load_inference_model(weights) if weights.suffix == ".pt" else (None, None)
     suite["arch"] = meta.arch if meta else None
     suite["untrained"] = bool(meta and meta.training.get("untrained"))
@@ -110,7 +113,7 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
     return MeasureOptions(
         weights=weights, height=height, width=width, backend=config.backend, device=config.device,
         precision=config.precision, compile=config.compile, threads=opts.threads, iters=opts.iters,
-        warmup=opts.warmup, config_name=name, frames=frames,
+        warmup=opts.warmup, time_budget=opts.time_budget, config_name=name, frames=frames,
         reference=str(reference) if not is_reference and reference.is_file() else None,
         save_labels=str(reference) if is_reference else None,
         node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,

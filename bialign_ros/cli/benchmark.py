@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch backend: wrap the graph in torch.compile")
     p.add_argument("--iters", type=int, default=10, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
+                   help="bound each timing of a slow configuration: the untimed calls stop after a quarter of "
+                        "it, the timed ones after all of it, with at least 3 timed (0: no bound)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch and ONNX Runtime CPU threads (0: the libraries' defaults / physical cores)")
     p.add_argument("--node", action="store_true", help="also measure the ROS node end to end (needs rclpy)")
