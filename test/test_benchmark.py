@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from bialign_ros.bench.configs import CONFIGS, select_configs
-from bialign_ros.bench.measure import node_ratio, node_spec
+from bialign_ros.bench.measure import MIN_SLICE_FRAMES, MeasureOptions, node_ratio, node_seconds, node_spec
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
@@ -97,6 +97,13 @@ def test_a_time_budget_cuts_slow_calls_short_but_times_three_rounds():
     assert time_calls(lambda: None, iters=50, warmup=2, budget_s=10.0)["n"] == 50
     with pytest.raises(ValueError, match="budget_s > 0"):
         time_calls(slow, iters=2, warmup=0, budget_s=0.0)
+
+
+def test_a_slow_configurations_node_runs_long_enough_for_five_frames_a_slice():
+    opts = MeasureOptions(weights="w.pt", node_seconds=25.0, node_slices=3)
+    assert node_seconds(opts, 5.0) == 25.0  # 125 frames
+    assert node_seconds(opts, 0.1) == pytest.approx(150.0)  # 15 frames, not 2.5
+    assert round(0.1 * node_seconds(opts, 0.1)) == 3 * MIN_SLICE_FRAMES
 
 
 def test_sizes_parse():
