@@ -43,6 +43,7 @@ from bialign_ros.model import (
     load_backbone_state_dict,
 )
 from bialign_ros.model.align import flow_warp
+from bialign_ros.model.context import BinAveragePool, bin_average
 
 DATA = Path(__file__).parent / "data"
 EVAL_STRIDE = {(96, 160): 4, (100, 148): 5}
@@ -328,3 +329,13 @@ def test_load_backbone_state_dict_names_missing_and_mismatched_keys():
 def test_dfnet1_weights_rejected_by_dfnet2():
     with pytest.raises(ValueError, match="DFNetV2"):
         load_backbone_state_dict(build_model("bialign_dfnet2"), backbone_file("bialign_dfnet1"))
+
+
+@pytest.mark.parametrize("size", [(16, 32), (13, 27), (5, 7)])
+def test_pyramid_pooling_pools_as_adaptive_average_pooling_in_eager_and_in_export_form(size):
+    x = torch.randn(1, 8, *size).contiguous(memory_format=torch.channels_last)
+    for bins in (1, 2, 3, 6):
+        expected = torch.nn.AdaptiveAvgPool2d(bins)(x)
+        assert torch.allclose(BinAveragePool(bins)(x), expected, atol=1e-6)
+        # the matrix products ONNX export records, for sizes that are not multiples of the bins too
+        assert torch.allclose(bin_average(x, bins), expected, atol=1e-6)

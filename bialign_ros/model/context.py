@@ -21,12 +21,24 @@ def bin_average_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
     return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
 
 
-class BinAveragePool(nn.Module):
-    """Adaptive average pooling to ``bins`` x ``bins`` as two small matrix products.
+def bin_average(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """Adaptive average pooling of N x C x H x W ``x`` to ``bins`` x ``bins`` as two matrix products
+    with :func:`bin_average_matrix` (what ONNX export records)."""
+    h, w = x.shape[-2:]
+    rows, cols = bin_average_matrix(h, bins, x), bin_average_matrix(w, bins, x)
+    return torch.matmul(torch.matmul(rows, x), cols.t())
 
-    Equal to ``nn.AdaptiveAvgPool2d(bins)`` up to summation order, for any input size, and it
-    exports to ONNX with symbolic height and width (adaptive pooling does not when the size is not
-    a multiple of the bins).
+
+class BinAveragePool(nn.Module):
+    """Adaptive average pooling to ``bins`` x ``bins``; under ``torch.export`` (ONNX export) as two
+    small matrix products.
+
+    The products equal ``nn.AdaptiveAvgPool2d(bins)`` up to summation order, for any input size, and
+    export to ONNX with symbolic height and width (adaptive pooling does not when the size is not a
+    multiple of the bins). Eager PyTorch pools directly: on channels-last features the products
+    become 512 strided batched products, measured at 15-22 ms for the four pools of a 1024x512
+    frame called from the main thread and 262 ms from any other (where the node runs inference),
+    against 0.2-0.4 ms pooled.
     """
 
     def __init__(self, bins: int):
@@ -34,9 +46,7 @@ class BinAveragePool(nn.Module):
         self.bins = bins
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        rows, cols = bin_average_matrix(h, self.bins, x), bin_average_matrix(w, self.bins, x)
-        return torch.matmul(torch.matmul(rows, x), cols.t())
+        return bin_average(x, self.bins) if torch.compiler.is_exporting() else F.adaptive_avg_pool2d(x, self.bins)
 
 
 class PyramidPoolingModule(nn.Module):
