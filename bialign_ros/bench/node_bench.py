@@ -79,9 +79,9 @@ class BareSegmenter:
         an output needs them), so that the node's ratio is its own cost, not that of more work asked
         of the model.
 
-        Timed on a worker thread, as the node runs inference: with other load on a 2-core machine,
-        PyTorch's CPU kernels called from the main thread were measured several times slower than
-        from a worker thread, which would flatter the node.
+        Timed on a worker thread, as the node runs inference: PyTorch's speed can depend on the calling
+        thread (the pyramid pooling's batched matrix products once ran 12x slower off the main thread),
+        and the bare run must meet what the node meets.
         """
         times: list[list[float]] = [[] for _ in self.batches]
 
