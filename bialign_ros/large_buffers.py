@@ -36,8 +36,9 @@ def keep_large_buffers() -> bool:
     if not sys.platform.startswith("linux") or "glibc.malloc." in os.environ.get(TUNABLES_ENV, ""):
         return False
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018 (musl has a mallopt that does nothing)
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl has a mallopt that does nothing)
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
