@@ -25,6 +25,7 @@ from bialign_ros.ros_domains import pick_domain_id
 __all__ = ["ChildProcess", "ros_env", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[1]
+RESEND_S = 5.0
 
 
 def next_domain_id() -> int:
@@ -114,14 +115,28 @@ class RosPeer:
         """True once ``topic`` has ``count`` publishers."""
         return bool(wait_until(lambda: self.node.count_publishers(topic) >= count, timeout))
 
-    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0) -> Any:
-        """Call a service and return its response (None on timeout)."""
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0,
+             idempotent: bool = True) -> Any:
+        """Call a service and return its response (None on timeout).
+
+        Fast DDS can lose a response when the service answers before its response writer has
+        matched this client's reader (ros2/rmw_fastrtps#842), which happens on a loaded machine.
+        An idempotent request is therefore sent again every ``RESEND_S`` seconds until one
+        response arrives; any other is sent once.
+        """
         client = self.node.create_client(srv_type, name)
+        deadline = time.monotonic() + timeout
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 return None
-            future = client.call_async(request)
-            return wait_until(lambda: future.done() and future.result(), timeout)
+            while True:
+                future = client.call_async(request)
+                left = deadline - time.monotonic()
+                if wait_until(future.done, min(left, RESEND_S) if idempotent else left):
+                    return future.result()
+                client.remove_pending_request(future)
+                if time.monotonic() >= deadline:
+                    return None
         finally:
             self.node.destroy_client(client)
 
