@@ -39,7 +39,7 @@ def test_file_records_how_it_was_made(int8_file, trained_weights, calib_dir):
     assert info.precision == "int8" and info.fixed_size is None and info.size_multiple == 8
     notes = info.notes
     assert notes["calibration_frames"] == 3 and notes["held_out_frames"] == 1
-    assert notes["calibration_method"] == "percentile"
+    assert notes["calibration_method"] == "percentile" and notes["weight_bits"] == 7
     assert notes["float_parts"] == ["flow", "logits"]
     # the figure recorded is the int8 labels' measured agreement with fp32 on the held-out frame
     held_out = read_frames(find_images(calib_dir)[-1:], H, W)[0]
@@ -66,6 +66,26 @@ def test_weights_are_int8_except_the_flow_branch(int8_file):
         node = producers[node.input[0]]
         chain.append(node.op_type)
     assert chain == ["Reshape", "Gemm"]
+
+
+def _int8_weights(path) -> list[np.ndarray]:
+    return [numpy_helper.to_array(t) for t in onnx.load_model(str(path)).graph.initializer
+            if t.data_type == TensorProto.INT8]
+
+
+def test_weights_take_seven_bits_unless_eight_are_asked_for(int8_file, untrained_weights, tmp_path):
+    """Seven bits keep ONNX Runtime's u8 x s8 products from saturating on CPUs without VNNI."""
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    seven = _int8_weights(int8_file)
+    assert len(seven) > 50 and max(int(np.abs(w.astype(np.int16)).max()) for w in seven) == 64
+    model, meta = load_inference_model(untrained_weights)
+    frames = [render_scene(720 + i, H, W).image for i in range(2)]
+    report = quantize_model(model, meta, tmp_path / "eight.int8.onnx", frames, dynamic=False, weight_bits=8)
+    assert "per-channel 8-bit s8 weights" in report.summary()
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in _int8_weights(report.out)) == 127
+    with pytest.raises(ValueError, match="weight bits must be one of 7, 8"):
+        quantize_model(model, meta, "unused.onnx", frames, weight_bits=4)
 
 
 def test_int8_labels_agree_with_fp32_where_trained_weights_are_confident(int8_file, trained_weights):
