@@ -6,10 +6,14 @@ import math
 import os
 import platform
 import resource
+import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
@@ -66,6 +70,29 @@ def time_alternating(fns: Sequence[Callable[[], object]], iters: int, warmup: in
         if done >= MIN_TIMED_ROUNDS and time.perf_counter() - start >= budget_s:
             break
     return [latency_summary(took) for took in times]
+
+
+def on_worker_thread(fn: Callable[[], T], name: str = "bare-segmenter") -> T:
+    """``fn()`` run on a new thread, as the node runs inference: its value, or its exception raised here.
+
+    Timings of a bare Segmenter go through this so that they meet what the node meets: PyTorch's
+    speed can depend on the calling thread (the pyramid pooling's batched matrix products once ran
+    12x slower off the main thread)."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # handed to the caller as it is
+            error.append(exc)
+
+    worker = threading.Thread(target=run, name=name)
+    worker.start()
+    worker.join()
+    if error:
+        raise error[0]
+    return result[0]
 
 
 def peak_rss_mb() -> float:

@@ -25,7 +25,7 @@ from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
-from bialign_ros.timing import latency_summary, time_alternating, time_calls
+from bialign_ros.timing import latency_summary, on_worker_thread, time_alternating, time_calls
 
 TINY = ConvStack(layers=2, channels=32, height=16, width=32)
 
@@ -78,6 +78,15 @@ def test_alternating_timing_calls_in_turn_and_times_each_function_alone():
     a, b = time_alternating([fast, slow], iters=3, warmup=1)
     assert calls == ["a", "b"] * 4
     assert a["n"] == b["n"] == 3 and a["mean_ms"] < 5.0 <= 20.0 <= b["mean_ms"]
+
+
+def test_on_worker_thread_runs_off_the_main_thread_and_hands_back_value_and_error():
+    import threading
+
+    assert on_worker_thread(lambda: threading.current_thread().name) == "bare-segmenter"
+    assert on_worker_thread(threading.current_thread) is not threading.main_thread()
+    with pytest.raises(ZeroDivisionError):
+        on_worker_thread(lambda: 1 / 0)
 
 
 def test_a_time_budget_cuts_slow_calls_short_but_times_three_rounds():

@@ -17,7 +17,7 @@ from bialign_ros.bench.configs import CONFIDENT_MARGIN
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.segmenter import Segmenter
-from bialign_ros.timing import hardware_summary, peak_rss_mb, time_calls
+from bialign_ros.timing import hardware_summary, on_worker_thread, peak_rss_mb, time_calls
 
 MIN_SLICE_FRAMES = 5
 """Frames the camera sends in each slice of a node run at least, however slow the configuration."""
@@ -172,8 +172,8 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     """The node on the configuration of ``seg`` (device, precision, backend, input scale), fed ``image``
     above the Segmenter's rate; its delivery figures, memory peak and :func:`node_ratio` against the
     Segmenter computing what the subscribed outputs need (labels and edges; confidence for the
-    confidence, free space, grid and points), timed just before the node ran, between the slices of
-    its run and just after."""
+    confidence, free space, grid and points), timed on a worker thread as the node runs it
+    (:func:`on_worker_thread`) just before the node ran, between the slices of its run and just after."""
     from bialign_ros.bench.node_harness import run_node
     from bialign_ros.ground_outputs import segmenter_work
     from bialign_ros.ros_domains import pick_domain_id
@@ -182,7 +182,8 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     work = segmenter_work(subscribed)
 
     def segmenter_fps() -> float:
-        return time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup, budget(opts))["fps"]
+        return on_worker_thread(lambda: time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup,
+                                                   budget(opts)))["fps"]
 
     bare = [segmenter_fps()]
     rate = opts.node_rate or opts.node_rate_factor * bare[0]

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from bialign_ros.cli.output_collector import OutputSummary
 from bialign_ros.ground_outputs import segmenter_work
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
-from bialign_ros.timing import latency_summary
+from bialign_ros.timing import latency_summary, on_worker_thread
 
 
 @dataclass(frozen=True)
@@ -77,28 +76,20 @@ class BareSegmenter:
         """Seconds per Segmenter.segment_batch call on each of the batches (``bare_frames`` calls each),
         computing what the node computes for the subscribed outputs (labels; edges and confidence when
         an output needs them), so that the node's ratio is its own cost, not that of more work asked
-        of the model.
-
-        Timed on a worker thread, as the node runs inference: PyTorch's speed can depend on the calling
-        thread (the pyramid pooling's batched matrix products once ran 12x slower off the main thread),
-        and the bare run must meet what the node meets.
+        of the model. Timed on a worker thread, as the node runs inference (:func:`on_worker_thread`).
         """
-        times: list[list[float]] = [[] for _ in self.batches]
 
-        def run() -> None:
+        def run() -> list[list[float]]:
+            times: list[list[float]] = [[] for _ in self.batches]
             for images, record in zip(self.batches, times):
                 self.seg.segment_batch(images, **self.work)
                 for _ in range(self.opts.bare_frames):
                     start = time.perf_counter()
                     self.seg.segment_batch(images, **self.work)
                     record.append(time.perf_counter() - start)
+            return times
 
-        worker = threading.Thread(target=run, name="bare-segmenter")
-        worker.start()
-        worker.join()
-        if any(len(record) != self.opts.bare_frames for record in times):
-            raise RuntimeError("the bare Segmenter run failed (see the error above)")
-        return times
+        return on_worker_thread(run)
 
     def close(self) -> None:
         """Free the model."""
