@@ -203,6 +203,20 @@ def test_segment_batch_equals_single_images(onnx_file):
         seg.segment_batch([images[0], images[1][:32]])
 
 
+def test_labels_and_edges_run_on_the_graph_cut_down_to_them(onnx_file):
+    """ONNX Runtime runs every node whatever is fetched: without confidence or logits asked for, the
+    runner uses the graph cut down to labels and edges, with the same results."""
+    runner = OrtRunner(onnx_file)
+    lean = runner.lean_session()
+    assert [o.name for o in lean.get_outputs()] == ["labels", "edges"]
+    assert len(runner.session.get_outputs()) == 5 and runner.lean_session() is lean
+    images = _images(2, 64, 96, seed=8)
+    cut = runner.run(images)
+    whole = runner.run(images, confidence=True)
+    assert np.array_equal(cut.labels, whole.labels) and np.array_equal(cut.edges, whole.edges)
+    assert cut.confidence is None and whole.confidence is not None
+
+
 def test_exported_file_precision_must_match(onnx_file):
     with pytest.raises(ValueError, match="holds a fp32 model"):
         Segmenter.from_checkpoint(onnx_file, device="cpu", precision="int8", warmup=False)
