@@ -4,8 +4,8 @@ The recipe (measured on this project's CPUs): export the fp32 graph with the spa
 stems, run ``quant_pre_process`` (shape inference and graph clean-up), then ``quantize_static``
 in QDQ format with per-channel symmetric int8 weights and asymmetric uint8 activations (int8
 activations are about twice as slow here), weights on 7 bits (:data:`DEFAULT_WEIGHT_BITS`),
-activation ranges from the 99.99th percentile of the
-user's calibration frames (one frame in memory at a time). A tensor whose values are non-zero
+activation ranges from the 99.99th percentile of the user's calibration frames (one frame in
+memory at a time). A tensor whose values are non-zero
 but too close to zero for ONNX Runtime's 2048 float32 histogram bins (within about 1e-42) takes
 its min/max range instead, and the report names it (:func:`narrow_tensors_take_minmax`).
 
