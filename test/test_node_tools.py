@@ -14,7 +14,7 @@ from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from bialign_ros.bench.measure import node_ratio  # noqa: E402
-from bialign_ros.bench.node_harness import NodeRun, node_ready  # noqa: E402
+from bialign_ros.bench.node_harness import NodeRun, node_ready, node_settled  # noqa: E402
 from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
 from bialign_ros.cli.output_collector import Arrival  # noqa: E402
 from bialign_ros.node_interface import diagnostic_name  # noqa: E402
@@ -112,6 +112,16 @@ def test_tools_wait_until_the_node_diagnostics_say_active_and_subscribed():
     assert not node_ready(several, ["cam0", "cam1"], "reliable")
     several[cam1] = {"subscription_qos": qos}
     assert node_ready(several, ["cam0", "cam1"], "reliable")
+
+
+def test_outputs_are_drained_once_the_node_has_settled_every_published_frame():
+    status = {"frames_received": 10.0, "frames_processed": 7.0, "frames_dropped": 2.0, "frames_failed": 0.0,
+              "frames_rejected": 1.0}
+    assert node_settled(status, published=10, arrived=7)
+    assert not node_settled(status, published=11, arrived=7)  # a frame the node has not received yet
+    assert not node_settled(status, published=10, arrived=6)  # a label image still on its way
+    assert not node_settled({**status, "frames_processed": 6.0}, published=10, arrived=6)  # one in the model
+    assert not node_settled(None, published=0, arrived=0)
 
 
 def test_node_benchmark_compares_two_cameras_in_one_node_with_one_camera(untrained_weights, tmp_path, capsys,

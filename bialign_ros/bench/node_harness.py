@@ -165,7 +165,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
         windows = []
         for k in range(slices):
             if k:
-                drain_outputs(executor, collectors.values())
+                drain_outputs(executor, collectors.values(), rig)
                 if between is not None:
                     between()
             in_slice = measured * (k + 1) // slices - measured * k // slices
@@ -177,7 +177,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
                     executor.spin_once(timeout_sec=wait)
             end = rig.published_ns[-1]
             windows.append((end - round(in_slice / rate_hz * 1e9), end))
-        drain_outputs(executor, collectors.values())
+        drain_outputs(executor, collectors.values(), rig)
         reports = rig.reports
         spin_until(lambda: rig.reports >= reports + 2, 10)  # counters that include the last frames
         memory = process_peak_rss_mb(node.proc.pid)
@@ -195,15 +195,37 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
             print(node.output, file=sys.stderr)
 
 
-def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputCollector]) -> None:
-    """Spin until the frames still in flight have come: until no label image has arrived for three of
-    the worst latencies seen (2 to 10 s)."""
+def node_settled(status: dict[str, Any] | None, published: int, arrived: int) -> bool:
+    """True when the node's ``status`` counts all ``published`` frames as received and each as settled
+    (processed, dropped or failed), and the label images of all processed frames have ``arrived``.
+    The counters only grow, so a status older than the last frame can only say False."""
+    if not status:
+        return False
+    received = int(status.get("frames_received", 0))
+    settled = sum(int(status.get(key, 0)) for key in ("frames_processed", "frames_dropped", "frames_failed",
+                                                       "frames_rejected"))
+    return received >= published and settled >= received and arrived >= int(status.get("frames_processed", 0))
+
+
+def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputCollector],
+                  rig: CameraRig | None = None) -> None:
+    """Spin until the frames still in flight have come back: until the node's ``/diagnostics`` (seen by
+    ``rig``) say every frame the rig published is settled and its label image has arrived or, without
+    them, until no label image has arrived for three of the worst latencies seen (at least 2 s).
+
+    A frame may take longer than any fixed wait (bf16 at 2048x1024 takes about 15 s on a 2-core CPU);
+    a drain that ends before it would run what comes next (the bare Segmenter between two slices)
+    while the node still computes it, and count it against the next slice.
+    """
     collectors = list(collectors)
     worst = max((a.latency_s for c in collectors for a in c.arrivals), default=0.0)
-    quiet = min(10.0, max(2.0, 3.0 * worst))
+    quiet = max(2.0, 3.0 * worst)
     quiet_since = time.monotonic()
     seen = sum(len(c.arrivals) for c in collectors)
     while time.monotonic() - quiet_since < quiet:
+        if rig is not None and node_settled(rig.statuses.get(diagnostic_name(NODE_NAME)),
+                                            len(rig.published_ns) * rig.cameras, seen):
+            return
         executor.spin_once(timeout_sec=0.05)
         now_seen = sum(len(c.arrivals) for c in collectors)
         if now_seen != seen:
@@ -230,6 +252,7 @@ class CameraRig(Node):
         for cam, image in zip(cameras, images):
             self.pubs.append(self.create_publisher(Image, camera_topic(cam, INPUT_TOPIC), qos))
             self.msgs.append((np.ascontiguousarray(image), "rgb8", cam or "camera"))
+        self.cameras = len(cameras)
         self.published_ns: list[int] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self.reports = 0
