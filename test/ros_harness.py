@@ -1,7 +1,7 @@
 """Helpers for multi-process ROS tests: the node as a child process and an in-process peer node.
 
 Every child runs in its own process group on the test's ``ROS_DOMAIN_ID`` with discovery kept
-on this host, and is killed (with its children) when a test fails.
+on this host, and is stopped (Ctrl-C, then killed with its children) when a test ends or fails.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_bag_play_publishes_chosen_topics_with_scaled_timing_and_clock(small_bag
         assert DEFAULT_START_NS <= times[0] and times[-1] <= frame_stamp(5, 10.0)
     finally:
         if player is not None:
-            player.kill()
+            player.stop()
         peer.close()
 
 
@@ -117,7 +117,7 @@ def test_bag_play_loops_until_interrupted(small_bag):
         assert [stamp_ns(m) for m in labels.msgs[:12]] == 2 * [frame_stamp(i, 10.0) for i in range(6)]
     finally:
         if player is not None:
-            player.kill()
+            player.stop()
         peer.close()
 
 
@@ -184,7 +184,7 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
     finally:
         peer.close()
         for proc in processes:
-            proc.kill()
+            proc.stop()
 
 
 def labels_of(msg: Image) -> np.ndarray:
@@ -227,7 +227,7 @@ def test_live_evaluator_without_weights_or_a_node_says_what_to_do():
     try:
         assert live.wait(60) == 2, live.output
     finally:
-        live.kill()
+        live.stop()
     assert ("no node publishes /segmentation/labels (waited 1 s): start the node first, or give --weights for "
             "the class table") in live.output
 

@@ -105,7 +105,7 @@ class Rig:
         try:
             return self.node.interrupt()
         finally:
-            self.node.kill()
+            self.node.stop()
 
 
 @pytest.fixture(scope="module")
@@ -422,4 +422,4 @@ def test_ctrl_c_stops_the_node_cleanly(untrained_weights):
         assert node.interrupt() == 0, node.output
         assert "Traceback" not in node.output
     finally:
-        node.kill()
+        node.stop()

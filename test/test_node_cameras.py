@@ -100,7 +100,7 @@ class Rig:
         try:
             self.node.interrupt()
         finally:
-            self.node.kill()
+            self.node.stop()
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +267,6 @@ def test_bad_cameras_fail_at_start_naming_the_parameter(domain_id, untrained_wei
     try:
         assert node.wait(60) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     assert "parameter 'cameras': got" in node.output and problem in node.output, node.output
     assert "Traceback" not in node.output and "model" not in node.output

@@ -63,4 +63,4 @@ def test_installed_node_segments_a_frame_and_uses_the_installed_profile(install_
         assert node.interrupt() == 0 and "Traceback" not in node.output
     finally:
         peer.close()
-        node.kill()
+        node.stop()

@@ -49,7 +49,7 @@ def rig(untrained_weights):
         yield node, pub, outputs, diagnostics
     finally:
         peer.close()
-        node.kill()
+        node.stop()
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
@@ -94,7 +94,7 @@ def test_the_older_input_transport_still_selects_compressed_input(domain_id, unt
     try:
         assert node.wait_for_output(f"input {TOPIC}/compressed (compressed)", 60), node.output
     finally:
-        node.kill()
+        node.stop()
 
 
 def test_image_transport_and_input_transport_disagreeing_stop_the_node_naming_both(domain_id, untrained_weights):
@@ -103,7 +103,7 @@ def test_image_transport_and_input_transport_disagreeing_stop_the_node_naming_bo
     try:
         assert node.wait(60) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     assert "parameters 'image_transport' ('compressed') and 'input_transport' ('raw') disagree" in node.output
     assert "Traceback" not in node.output
 

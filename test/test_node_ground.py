@@ -89,8 +89,7 @@ def rig(untrained_weights, free_class):
                "image": image_pub, "info": info_pub, "depth": depth_pub}
     finally:
         peer.close()
-        node.interrupt()
-        node.kill()
+        node.stop()
 
 
 def _wait(collector, sec: int, timeout: float = 30.0):

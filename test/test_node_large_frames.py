@@ -64,7 +64,7 @@ def test_every_full_resolution_frame_from_a_best_effort_camera_arrives(domain_id
         assert node.interrupt() == 0
     finally:
         peer.close()
-        node.kill()
+        node.stop()
 
 
 def _node_received(diagnostics) -> list[tuple[float, int]]:
@@ -119,5 +119,5 @@ def test_the_profile_is_what_delivers_full_resolution_frames(domain_id, untraine
             assert rate <= 0.5 * RATE, rate
     finally:
         peer.close()
-        node.kill()
-        camera.kill()
+        node.stop()
+        camera.stop()

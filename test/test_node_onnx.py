@@ -61,4 +61,4 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
         for precision, node in nodes.items():
             if precision in peers:
                 peers[precision].close()
-            node.kill()
+            node.stop()

@@ -68,8 +68,7 @@ def rig(five_class_weights):
         yield {"node": node, "peer": peer, "subs": subs, "image": image_pub, "info": info_pub}
     finally:
         peer.close()
-        node.interrupt()
-        node.kill()
+        node.stop()
 
 
 def test_defaults_choose_the_ground_classes_of_the_models_table(rig):
@@ -126,7 +125,7 @@ def test_a_class_named_explicitly_that_the_model_lacks_stops_the_node_naming_the
     try:
         assert node.wait(120) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     assert (f"parameter '{parameter}': unknown class name(s) ['car']; the model's classes are: road, sidewalk, "
             "vehicle, person, other") in node.output
     assert "Traceback" not in node.output

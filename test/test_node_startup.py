@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,7 +28,7 @@ def test_bad_parameters_fail_at_start_naming_each_one_and_its_allowed_values(dom
     try:
         assert node.wait(60) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     for text in ["parameter 'device': got 'gpu'; allowed: one of auto, cpu, cuda, cuda:N",
                  "parameter 'precision': got 'fp8'; allowed: one of auto, fp32, fp16, bf16",
                  "parameter 'input_scale': got 9.0; allowed: a number in [0.05, 4]",
@@ -44,7 +47,7 @@ def test_missing_weights_fail_at_start_with_a_clear_message(domain_id, args, exp
     try:
         assert node.wait(60) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     assert expected in node.output and "Traceback" not in node.output
 
 
@@ -55,7 +58,7 @@ def test_unreadable_weights_fail_at_start(domain_id, tmp_path):
     try:
         assert node.wait(60) == 1, node.output
     finally:
-        node.kill()
+        node.stop()
     assert "parameter 'weights'" in node.output and str(bad) in node.output
 
 
@@ -75,7 +78,7 @@ def test_no_frame_warning_names_topic_and_required_qos(domain_id, untrained_weig
         assert node.interrupt() == 0
     finally:
         peer.close()
-        node.kill()
+        node.stop()
 
 
 def change_state(peer: RosPeer, node: ChildProcess, transition: int, label: str) -> None:
@@ -111,4 +114,37 @@ def test_managed_node_without_autostart_follows_lifecycle_transitions(domain_id,
         assert "Traceback" not in node.output
     finally:
         peer.close()
-        node.kill()
+        node.stop()
+
+
+def _ctrl_c(node: ChildProcess) -> None:
+    assert node.stop() == 0, node.output
+
+
+def _shared_memory_segments(pid: int) -> set[Path]:
+    """The Fast DDS shared-memory segments (not the port files, which the participants of a domain
+    share) that process ``pid`` has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    files = {Path(line.split()[-1]) for line in maps if "/dev/shm/fastdds_" in line}
+    return {f for f in files if not f.name.startswith("fastdds_port")}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/<pid>/maps (Linux)")
+def test_a_node_stopped_with_ctrl_c_removes_its_shared_memory_a_killed_one_leaves_it(domain_id, untrained_weights):
+    """Why tests and tools end ROS processes with ``ChildProcess.stop`` (Ctrl-C first), never a plain kill."""
+    ends = {"ctrl-c": _ctrl_c, "sigterm": lambda node: node.interrupt(signal.SIGTERM), "kill": ChildProcess.kill}
+    for how, end in ends.items():
+        node = start_node(domain_id, "-p", f"weights:={untrained_weights}")
+        segments: set[Path] = set()
+        try:
+            assert node.wait_for_output("subscribed to", 60), node.output
+            segments = _shared_memory_segments(node.proc.pid)
+            assert segments, node.output
+            end(node)
+            left = {s for s in segments if s.exists()}
+            assert left == (segments if how == "kill" else set()), (how, left)
+        finally:
+            node.stop()
+            for segment in segments:  # the killed node's, and its lock file
+                segment.unlink(missing_ok=True)
+                segment.with_name(f"{segment.name}_el").unlink(missing_ok=True)

@@ -44,7 +44,7 @@ def test_camera_sim_publishes_folder_images_with_camera_info(domain_id, tmp_path
                                                         for p in sorted(tmp_path.iterdir())}
     finally:
         peer.close()
-        sim.kill()
+        sim.stop()
 
 
 def test_demo_drives_the_node_over_ros_and_writes_overlays_and_a_contact_sheet(untrained_weights, tmp_path,

@@ -124,4 +124,4 @@ def test_node_publishes_the_labels_of_the_full_environment(onnx_file, domain_id)
                                           seg.segment(image, edges=False).labels)
     finally:
         peer.close()
-        node.kill()
+        node.stop()

@@ -133,8 +133,7 @@ def _node(weights: Path, frame: np.ndarray) -> dict[str, np.ndarray]:
         return {name: image_to_array(m) for name, m in got.items()}
     finally:
         peer.close()
-        node.interrupt()
-        node.kill()
+        node.stop()
 
 
 @pytest.mark.ros

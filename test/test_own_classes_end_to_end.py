@@ -141,6 +141,5 @@ def test_the_node_publishes_five_class_labels_and_table(fine_tuned):
         assert "free space: road; obstacles: vehicle, person, other" in node.output
     finally:
         peer.close()
-        node.interrupt()
-        node.kill()
+        node.stop()
     assert "Traceback" not in node.output

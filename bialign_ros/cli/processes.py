@@ -79,6 +79,21 @@ class ChildProcess:
             self.proc.send_signal(sig)
         return self.wait(timeout)
 
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Ctrl-C, then kill the process group if it still runs after ``timeout`` s; the exit code.
+
+        A ROS process killed outright leaves its Fast DDS shared-memory segment in /dev/shm (64 MB
+        with the shipped profile) until the machine restarts; one that gets Ctrl-C removes it.
+        """
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+        return self.proc.returncode
+
     def kill(self) -> None:
         """Kill the whole process group if it still runs."""
         if self.proc.poll() is None:
