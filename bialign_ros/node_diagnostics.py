@@ -17,7 +17,7 @@ from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, diagnostic_name
 from bialign_ros.node_report import NodeReport
 from bialign_ros.outputs import OPTIONAL_OUTPUTS
 from bialign_ros.qos import describe_qos, image_qos, policy_name, publisher_requirement
-from bialign_ros.rate_stats import StreamStats
+from bialign_ros.rate_stats import CpuMeter, StreamStats
 
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -35,6 +35,7 @@ class DiagnosticsMixin:
 
     def _reset_stats(self) -> None:
         self._stats = StreamStats()
+        self._cpu = CpuMeter()
         for cam in self.cameras:
             cam.stats = StreamStats()
             cam.subscription_qos = ""
@@ -77,16 +78,17 @@ class DiagnosticsMixin:
         """A snapshot of the node's state, rates and counters (``camera_reports``: the cameras' own)."""
         now = time.monotonic()
         pipeline = self._pipeline
+        cpu = self._cpu.percent()
         if not self.config.cameras:
             cam = self.cameras[0]
             return self._report(self._stats, pipeline.stats() if pipeline else None, now,
-                                input_topic=cam.input_topic, subscription_qos=cam.subscription_qos)
+                                input_topic=cam.input_topic, subscription_qos=cam.subscription_qos, cpu_percent=cpu)
         reports = self.camera_reports() if camera_reports is None else camera_reports
         silent = tuple(r.camera for r in reports if r.silent)
         qos = "; ".join(f"{c.name}: {c.subscription_qos}" for c in self.cameras)
         return self._report(self._stats, pipeline.stats() if pipeline else None, now,
                             input_topic=self.input_topic, subscription_qos=qos, cameras=self.config.cameras,
-                            silent_cameras=silent)
+                            silent_cameras=silent, cpu_percent=cpu)
 
     def _status(self, report: NodeReport) -> DiagnosticStatus:
         level, message = report.level()

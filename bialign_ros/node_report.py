@@ -58,6 +58,9 @@ class NodeReport:
     overlaps the next frame's inference."""
     outputs_rendered: tuple[tuple[str, int], ...] = ()
     """(output, count) of the optional output images computed so far (only while wanted)."""
+    cpu_percent: float = float("nan")
+    """CPU time of the node's process since its previous report per second, in % of one core (200:
+    two cores busy); in the node's report only."""
 
     @property
     def silent(self) -> bool:
@@ -105,6 +108,7 @@ class NodeReport:
             ("processing_mean_ms", _ms(self.processing_mean_ms)),
             ("publishing_mean_ms", _ms(self.publishing_mean_ms)),
             *((f"rendered_{name}", str(count)) for name, count in self.outputs_rendered),
+            *([] if self.camera else [("cpu_percent", _ms(self.cpu_percent))]),
             ("device", self.device),
             ("precision", self.precision),
             ("backend", self.backend),

@@ -54,6 +54,23 @@ class RateMeter:
             self._times.popleft()
 
 
+class CpuMeter:
+    """CPU time of this process per second of wall time between two readings, in % of one core (200
+    when two cores are busy): every thread counts, the model's own thread pools included."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[], float] = time.process_time) -> None:
+        self._clock, self._cpu = clock, cpu
+        self._last = (clock(), cpu())
+
+    def percent(self) -> float:
+        """CPU % since the previous reading (or since creation); NaN when no wall time has passed."""
+        now, used = self._clock(), self._cpu()
+        wall, cpu = now - self._last[0], used - self._last[1]
+        self._last = (now, used)
+        return 100.0 * cpu / wall if wall > 0 else float("nan")
+
+
 class LatencyStats:
     """Mean and percentiles of the most recent latencies (seconds)."""
 

@@ -320,6 +320,7 @@ def test_diagnostics_report_rates_latency_device_and_model(rig):
     assert values["device"] == "cpu" and values["model"] == "bialign_dfnet2"
     assert values["input_topic"] == f"{NS}/camera/image_raw"
     assert values["frames_processed"] >= 1 and values["latency_mean_ms"] > 0
+    assert values["cpu_percent"] > 0  # the process CPU of the last second: the executor spins at least
     assert status.hardware_id == "cpu"
     assert rig.node.wait_for_output("latency mean", 5)
 

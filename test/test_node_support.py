@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 
 from bialign_ros.node_report import ERROR, OK, WARN, NodeReport, parse_key_values
-from bialign_ros.rate_stats import LatencyStats, RateMeter
+from bialign_ros.rate_stats import CpuMeter, LatencyStats, RateMeter
 from bialign_ros.transport import (
     LEGACY_PROFILE_ENV,
     PROFILE_ENV,
@@ -34,6 +35,24 @@ def test_rate_meter_needs_two_events():
     assert meter.rate(1.0) == 0.0
     with pytest.raises(ValueError, match="window"):
         RateMeter(window=0)
+
+
+def test_cpu_meter_gives_the_cpu_time_per_wall_second_since_the_previous_reading():
+    wall, cpu = iter([10.0, 11.0, 13.0, 13.0]), iter([5.0, 6.8, 7.8, 7.8])
+    meter = CpuMeter(clock=lambda: next(wall), cpu=lambda: next(cpu))
+    assert meter.percent() == pytest.approx(180.0)  # two cores, most of the time
+    assert meter.percent() == pytest.approx(50.0)
+    assert math.isnan(meter.percent())  # no time has passed
+
+
+def test_cpu_meter_counts_the_work_of_every_thread():
+    meter = CpuMeter()
+    burn = [threading.Thread(target=lambda: sum(i * i for i in range(2_000_000))) for _ in range(2)]
+    for thread in burn:
+        thread.start()
+    for thread in burn:
+        thread.join()
+    assert meter.percent() > 50.0
 
 
 def test_latency_stats_mean_and_percentiles_of_the_recent_window():
@@ -66,9 +85,12 @@ def test_report_levels():
 
 
 def test_report_values_round_trip_and_log_line():
-    report = _report(latency_p99_ms=float("nan"), processing_mean_ms=40.0, outputs_rendered=(("color", 3),))
+    report = _report(latency_p99_ms=float("nan"), processing_mean_ms=40.0, outputs_rendered=(("color", 3),),
+                     cpu_percent=183.4)
     values = parse_key_values(report.key_values())
     assert values["processing_mean_ms"] == 40.0 and values["rendered_color"] == 3
+    assert values["cpu_percent"] == 183.4
+    assert "cpu_percent" not in parse_key_values(_report(camera="cam0").key_values())  # the node's only
     assert values["input_rate_hz"] == 30.0 and values["frames_dropped"] == 175
     assert values["device"] == "cpu" and values["model"] == "bialign_dfnet2"
     assert math.isnan(values["latency_p99_ms"])
