@@ -88,6 +88,7 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert len(result["segmenter_hz_around"]) == 3  # before, between the two slices, after
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
     assert "ratio" in capsys.readouterr().out
+    assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
 
 
 def test_node_benchmark_outputs_option_names_what_it_subscribes():
@@ -160,6 +161,15 @@ def test_delivery_counts_the_frames_of_the_measured_window():
     # arrived, at 3.1, 3.6 and 4.6 s: two intervals in 1.5 s.
     assert (delivery["published"], delivery["delivered"], delivery["dropped"]) == (4, 3, 1)
     assert delivery["delivered_hz"] == pytest.approx(2 / 1.5) and delivery["latency_p50_ms"] == pytest.approx(100.0)
+
+
+def test_node_cpu_is_the_mean_of_the_node_reports_within_the_measured_windows():
+    second = 1_000_000_000
+    published = [i * second for i in range(10)]
+    cpu = [(t + second // 2, 100.0 + t // second) for t in published]  # reports at 0.5 s, 1.5 s, ...
+    run = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0, node_cpu=cpu)
+    assert run.node_cpu_percent() == pytest.approx(107.0)  # the window (6 s, 9 s]: reports of 106, 107, 108
+    assert NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0).node_cpu_percent() is None
 
 
 def test_delivered_rate_is_that_of_the_arrivals_not_of_the_windows_length():

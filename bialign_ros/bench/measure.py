@@ -191,7 +191,8 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
                    warmup=opts.node_warmup, outputs=subscribed, slices=opts.node_slices,
                    between=lambda: bare.append(segmenter_fps()))
     bare.append(segmenter_fps())
-    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "subscribed": ["labels", *subscribed],
+    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "cpu_percent": run.node_cpu_percent(),
+            "subscribed": ["labels", *subscribed],
             "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": bare[0],
             "segmenter_fps_after": bare[-1], "segmenter_fps_around": bare,
             "ratio_to_segmenter": node_ratio(run.delivery()["delivered_hz"], bare)}

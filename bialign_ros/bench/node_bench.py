@@ -116,8 +116,8 @@ def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
 
 
 def one_camera_result(run: NodeRun) -> dict[str, Any]:
-    """Counts, rates and latency of a single-camera run."""
-    return _camera_result(run, "")
+    """Counts, rates, latency and the node process's CPU of a single-camera run."""
+    return {**_camera_result(run, ""), "node_cpu_percent": run.node_cpu_percent()}
 
 
 def several_cameras_result(run: NodeRun) -> dict[str, Any]:

@@ -11,6 +11,7 @@ rate, drops and latency.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -80,6 +82,8 @@ class NodeRun:
     windows_ns: list[tuple[int, int]] = field(default_factory=list)
     """The measured windows of input stamps (start excluded, end included), one per slice of the run;
     by default one: the publications of the last ``seconds``."""
+    node_cpu: list[tuple[int, float]] = field(default_factory=list)
+    """(stamp in ns, ``cpu_percent``) of each of the node's reports: its process CPU over the second before."""
 
     def __post_init__(self) -> None:
         if not self.windows_ns:
@@ -88,6 +92,11 @@ class NodeRun:
 
     def _measured(self, stamp_ns: int) -> bool:
         return any(start < stamp_ns <= end for start, end in self.windows_ns)
+
+    def node_cpu_percent(self) -> float | None:
+        """The node process's mean CPU (% of one core) over its reports within the measured windows."""
+        inside = [cpu for stamp, cpu in self.node_cpu if self._measured(stamp)]
+        return float(np.mean(inside)) if inside else None
 
     def status(self, camera: str = "") -> dict[str, Any]:
         """The node's last status (with ``camera``: that camera's)."""
@@ -185,7 +194,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
             raise RuntimeError(f"the node stopped during the run (exit {node.proc.poll()}):\n{node.output[-3000:]}")
         return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
                        measured / rate_hz, rate_hz, memory,
-                       {cam: dict(c.received) for cam, c in collectors.items()}, windows)
+                       {cam: dict(c.received) for cam, c in collectors.items()}, windows, rig.node_cpu)
     finally:
         executor.shutdown()
         for n in (rig, *collectors.values()):
@@ -255,6 +264,8 @@ class CameraRig(Node):
         self.cameras = len(cameras)
         self.published_ns: list[int] = []
         self.statuses: dict[str, dict[str, Any]] = {}
+        self.node_cpu: list[tuple[int, float]] = []
+        """(stamp in ns, ``cpu_percent``) of each node report received."""
         self.reports = 0
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
@@ -272,6 +283,10 @@ class CameraRig(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         statuses = {s.name: parse_key_values([(kv.key, kv.value) for kv in s.values]) for s in msg.status}
-        if diagnostic_name(NODE_NAME) in statuses:
+        node = statuses.get(diagnostic_name(NODE_NAME))
+        if node is not None:
             self.statuses = statuses
             self.reports += 1
+            cpu = node.get("cpu_percent", math.nan)
+            if math.isfinite(cpu):
+                self.node_cpu.append((Time.from_msg(msg.header.stamp).nanoseconds, cpu))
