@@ -123,10 +123,10 @@ def _ctrl_c(node: ChildProcess) -> None:
 
 def _shared_memory_segments(pid: int) -> set[Path]:
     """The Fast DDS shared-memory segments (not the port files, which the participants of a domain
-    share) that process ``pid`` has mapped."""
+    share) that process ``pid`` has mapped: ``fastdds_*`` (Fast DDS 3, Kilted) or ``fastrtps_*`` (2.x, Jazzy)."""
     maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
-    files = {Path(line.split()[-1]) for line in maps if "/dev/shm/fastdds_" in line}
-    return {f for f in files if not f.name.startswith("fastdds_port")}
+    files = {Path(line.split()[-1]) for line in maps if "/dev/shm/fastdds_" in line or "/dev/shm/fastrtps_" in line}
+    return {f for f in files if not f.name.startswith(("fastdds_port", "fastrtps_port"))}
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/<pid>/maps (Linux)")
