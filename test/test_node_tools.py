@@ -89,6 +89,7 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
     assert "ratio" in capsys.readouterr().out
     assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
+    assert result["bare_segmenter_cpu_percent"] > 0
 
 
 def test_node_benchmark_outputs_option_names_what_it_subscribes():

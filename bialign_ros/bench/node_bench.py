@@ -28,6 +28,7 @@ from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.bench.node_harness import NodeRun, run_node
 from bialign_ros.cli.output_collector import OutputSummary
 from bialign_ros.ground_outputs import segmenter_work
+from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
 from bialign_ros.timing import latency_summary, on_worker_thread
@@ -71,6 +72,8 @@ class BareSegmenter:
         self.seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
                                              input_scale=opts.input_scale, backend=opts.backend)
         self.work = segmenter_work(opts.outputs)
+        self.cpu_percent: list[float] = []
+        """This process's CPU (% of one core) during each :meth:`times`: the bare Segmenter's use of the cores."""
 
     def times(self) -> list[list[float]]:
         """Seconds per Segmenter.segment_batch call on each of the batches (``bare_frames`` calls each),
@@ -89,7 +92,10 @@ class BareSegmenter:
                     record.append(time.perf_counter() - start)
             return times
 
-        return on_worker_thread(run)
+        meter = CpuMeter()
+        times = on_worker_thread(run)
+        self.cpu_percent.append(meter.percent())
+        return times
 
     def close(self) -> None:
         """Free the model."""
@@ -168,6 +174,7 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
                subscribed=["labels", *opts.outputs], bare_segmenter_work=bare.work, slices=opts.slices,
                bare_segmenter_hz=bare_hz, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=around[0],
                segmenter_hz_after=around[-1], segmenter_hz_around=around,
+               bare_segmenter_cpu_percent=float(np.mean(bare.cpu_percent[:opts.slices + 1])),
                ratio=node_ratio(one["delivered_hz"], around))
     if multi is None:
         return one

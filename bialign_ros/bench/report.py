@@ -279,7 +279,8 @@ def print_node_benchmark(record: dict[str, Any], reliability: str, duration: flo
           f"between and after the node's {one['slices']} slice(s); ratio {one['ratio']:.2f}")
     print(f"  end-to-end latency: {one['latency_text']}")
     if one.get("node_cpu_percent") is not None:
-        print(f"  node process CPU {one['node_cpu_percent']:.0f} % of one core while measured (its cpu_percent)")
+        print(f"  node process CPU {one['node_cpu_percent']:.0f} % of one core while measured (its cpu_percent); "
+              f"the bare Segmenter's process {one['bare_segmenter_cpu_percent']:.0f} %")
     if "multi_camera" not in record:
         return
     multi, cameras = record["multi_camera"], record["cameras"]
