@@ -216,11 +216,11 @@ def node_settled(status: dict[str, Any] | None, published: int, arrived: int) ->
     return received >= published and settled >= received and arrived >= int(status.get("frames_processed", 0))
 
 
-def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputCollector],
-                  rig: CameraRig | None = None) -> None:
+def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputCollector], rig: CameraRig) -> None:
     """Spin until the frames still in flight have come back: until the node's ``/diagnostics`` (seen by
-    ``rig``) say every frame the rig published is settled and its label image has arrived or, without
-    them, until no label image has arrived for three of the worst latencies seen (at least 2 s).
+    ``rig``) say every frame the rig published is settled and its label image has arrived or, should
+    they never say so (a lost message), until no label image has arrived for three of the worst
+    latencies seen (at least 2 s).
 
     A frame may take longer than any fixed wait (bf16 at 2048x1024 takes about 15 s on a 2-core CPU);
     a drain that ends before it would run what comes next (the bare Segmenter between two slices)
@@ -232,8 +232,7 @@ def drain_outputs(executor: SingleThreadedExecutor, collectors: Iterable[OutputC
     quiet_since = time.monotonic()
     seen = sum(len(c.arrivals) for c in collectors)
     while time.monotonic() - quiet_since < quiet:
-        if rig is not None and node_settled(rig.statuses.get(diagnostic_name(NODE_NAME)),
-                                            len(rig.published_ns) * rig.cameras, seen):
+        if node_settled(rig.statuses.get(diagnostic_name(NODE_NAME)), len(rig.published_ns) * rig.cameras, seen):
             return
         executor.spin_once(timeout_sec=0.05)
         now_seen = sum(len(c.arrivals) for c in collectors)
