@@ -3,7 +3,7 @@
 The recipe (measured on this project's CPUs): export the fp32 graph with the space-to-depth
 stems, run ``quant_pre_process`` (shape inference and graph clean-up), then ``quantize_static``
 in QDQ format with per-channel symmetric int8 weights and asymmetric uint8 activations (int8
-activations are about twice as slow here), weights on 7 bits (:data:`DEFAULT_WEIGHT_BITS`),
+activations are about twice as slow here), weights on 7 or 8 bits (see below),
 activation ranges from the 99.99th percentile of the user's calibration frames (one frame in
 memory at a time). A tensor whose values are non-zero
 but too close to zero for ONNX Runtime's 2048 float32 histogram bins (within about 1e-42) takes
@@ -21,13 +21,15 @@ Which parts stay in floating point is a deliberate choice (:data:`FLOAT_PARTS`):
 - ``classifier`` (optional): the label classifier entirely in float; it costs about a quarter of
   the network's time.
 
-Weights take 7 bits by default (ONNX Runtime's ``reduce_range``). On x86 CPUs without VNNI,
-ONNX Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose int16 sum of
-two products saturates with full-range weights (255 x 127 x 2 > 32767); 7-bit weights keep it
-exact. Measured on an AVX2-only CPU with the full-resolution synthetic weights, label agreement
-with fp32 went from 98.6 % to 98.8 % (512 x 1024) and from 96.7 % to 98.0 % (1024 x 2048), at
-the same speed. With VNNI (AVX-512 or AVX-VNNI) there is no saturation, and ``weight_bits=8``
-keeps the extra bit.
+Weights take the bits this CPU multiplies exactly (:func:`~bialign_ros.backends.base.exact_weight_bits`):
+8 with VNNI or AMX, 7 without (ONNX Runtime's ``reduce_range``). On x86 CPUs without VNNI, ONNX
+Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose int16 sum of two
+products saturates with full-range weights (255 x 127 x 2 > 32767); 7-bit weights keep it exact.
+The file records its bits, and ONNX Runtime warns when a file with 8-bit weights runs on a CPU
+without VNNI. Measured with the full-resolution synthetic weights: on an AVX2-only CPU, 7 bits
+against 8 took label agreement with fp32 from 98.6 % to 98.8 % (512 x 1024) and from 96.7 % to
+98.0 % (1024 x 2048); on a CPU with AVX-512 VNNI, 8 bits against 7 took it from 97.5 % to 99.1 %
+(512 x 1024), at the same speed.
 
 With uint8 logits (``logits`` not kept in float) the argmax reads them through a plain cast
 instead of a dequantisation (see :func:`argmax_after_cast`): the same labels, a third of the time.
@@ -47,6 +49,7 @@ import cv2
 import numpy as np
 import onnx
 
+from bialign_ros.backends.base import exact_weight_bits
 from bialign_ros.backends.contract import INPUT_NAME, GraphInfo, parse_metadata, set_onnx_metadata
 from bialign_ros.checkpoint import ModelMeta
 from bialign_ros.export import export_onnx
@@ -58,9 +61,8 @@ LOG = logging.getLogger(__name__)
 FLOAT_PARTS: tuple[str, ...] = ("flow", "logits", "classifier")
 """Parts of the graph that can be kept in floating point (see the module docstring)."""
 DEFAULT_FLOAT_PARTS: tuple[str, ...] = ("flow", "logits")
-DEFAULT_WEIGHT_BITS = 7
-"""Bits of each quantised weight: 7 is exact on every x86 CPU (see the module docstring), 8 only with VNNI."""
 WEIGHT_BITS = (7, 8)
+"""Bits of each quantised weight: 7 is exact on every x86 CPU (see the module docstring), 8 only with VNNI."""
 CALIBRATION_METHODS = {"percentile": "Percentile", "minmax": "MinMax"}
 """Activation-range methods: ours -> ONNX Runtime's CalibrationMethod name."""
 CALIBRATION_PERCENTILE = 99.99
@@ -80,7 +82,7 @@ class QuantizationReport:
     method: str
     agreement: float | None
     """Fraction of held-out pixels whose int8 label equals the fp32 graph's (None without held-out frames)."""
-    weight_bits: int = DEFAULT_WEIGHT_BITS
+    weight_bits: int = 7
     minmax_tensors: tuple[str, ...] = field(default=())
     """Tensors too narrow for percentile bins, which took their min/max range."""
 
@@ -89,8 +91,9 @@ class QuantizationReport:
         agree = "no held-out frames" if self.agreement is None else (
             f"label agreement with fp32 on {self.held_out_frames} held-out frame(s): "
             f"{100 * self.agreement:.3f}%")
+        vnni = ", for CPUs with VNNI" if self.weight_bits == 8 else ""
         return (f"{self.out}: int8 (QDQ, u8 activations, per-channel {self.weight_bits}-bit s8 "
-                f"weights), {self.calibration_frames} "
+                f"weights{vnni}), {self.calibration_frames} "
                 f"calibration frame(s) ({self.method} ranges), float parts: "
                 f"{', '.join(self.float_parts) or 'none'} ({self.float_nodes} nodes); {agree}{self._fallback()}")
 
@@ -300,7 +303,7 @@ def label_agreement(reference, candidate, frames: Sequence[np.ndarray]) -> float
 def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibration: Sequence[np.ndarray],
                    held_out: Sequence[np.ndarray] = (), dynamic: bool = True,
                    float_parts: Sequence[str] = DEFAULT_FLOAT_PARTS, method: str = "percentile",
-                   threads: int = 0, weight_bits: int = DEFAULT_WEIGHT_BITS) -> QuantizationReport:
+                   threads: int = 0, weight_bits: int | None = None) -> QuantizationReport:
     """Write a static int8 ONNX model of ``model`` calibrated on ``calibration`` frames (RGB uint8,
     all of one size, which is also the traced size) and measure its label agreement with the fp32
     export on the ``held_out`` frames (never used for calibration).
@@ -309,7 +312,7 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
     size; otherwise the file takes only the calibration size. ``method`` sets the activation
     ranges: ``percentile`` (99.99 % of each tensor's magnitudes; one to two points more label
     agreement than ``minmax`` in our measurements) or ``minmax``. ``weight_bits`` is 7 (exact on
-    every x86 CPU) or 8 (for CPUs with VNNI only).
+    every x86 CPU), 8 (for CPUs with VNNI only) or None: the bits this CPU multiplies exactly.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -321,6 +324,8 @@ def quantize_model(model: BiAlignNet, meta: ModelMeta, out: str | Path, calibrat
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}; "
                          f"got {method!r}")
+    if weight_bits is None:
+        weight_bits = exact_weight_bits()
     if weight_bits not in WEIGHT_BITS:
         raise ValueError(f"weight bits must be one of {', '.join(map(str, WEIGHT_BITS))}; got {weight_bits}")
     sizes = {f.shape for f in calibration} | {f.shape for f in held_out}

@@ -13,9 +13,11 @@ from typing import TypeVar
 
 import numpy as np
 
+from bialign_ros.backends.base import cpu_flags
+
 T = TypeVar("T")
 
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+CPU_FEATURES = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
@@ -131,15 +133,8 @@ def cpu_name() -> str:
 
 def cpu_features() -> list[str]:
     """The vector and matrix extensions of :data:`CPU_FEATURES` that this CPU reports."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [feature for feature in CPU_FEATURES if feature in flags]
-    except OSError:
-        pass
-    return []
+    flags = cpu_flags()
+    return [feature for feature in CPU_FEATURES if feature in flags]
 
 
 def hardware_summary() -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from bialign_ros.backends import ort_runner
+from bialign_ros.backends.base import exact_weight_bits
 from bialign_ros.backends.ort_runner import OrtRunner
 from bialign_ros.export import read_onnx_metadata
 from bialign_ros.image_files import find_images
@@ -39,7 +42,7 @@ def test_file_records_how_it_was_made(int8_file, trained_weights, calib_dir):
     assert info.precision == "int8" and info.fixed_size is None and info.size_multiple == 8
     notes = info.notes
     assert notes["calibration_frames"] == 3 and notes["held_out_frames"] == 1
-    assert notes["calibration_method"] == "percentile" and notes["weight_bits"] == 7
+    assert notes["calibration_method"] == "percentile" and notes["weight_bits"] == exact_weight_bits()
     assert notes["float_parts"] == ["flow", "logits"]
     # the figure recorded is the int8 labels' measured agreement with fp32 on the held-out frame
     held_out = read_frames(find_images(calib_dir)[-1:], H, W)[0]
@@ -73,19 +76,57 @@ def _int8_weights(path) -> list[np.ndarray]:
             if t.data_type == TensorProto.INT8]
 
 
-def test_weights_take_seven_bits_unless_eight_are_asked_for(int8_file, untrained_weights, tmp_path):
-    """Seven bits keep ONNX Runtime's u8 x s8 products from saturating on CPUs without VNNI."""
+def _max_weight(path) -> int:
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in _int8_weights(path))
+
+
+def test_weights_take_the_bits_this_cpu_multiplies_exactly_unless_told(int8_file, untrained_weights, tmp_path):
+    """Seven bits keep ONNX Runtime's u8 x s8 products from saturating on CPUs without VNNI; with
+    VNNI or AMX the default keeps the eighth bit."""
     from bialign_ros.backends.torch_runner import load_inference_model
 
-    seven = _int8_weights(int8_file)
-    assert len(seven) > 50 and max(int(np.abs(w.astype(np.int16)).max()) for w in seven) == 64
+    assert len(_int8_weights(int8_file)) > 50
+    assert _max_weight(int8_file) == {7: 64, 8: 127}[exact_weight_bits()]
     model, meta = load_inference_model(untrained_weights)
     frames = [render_scene(720 + i, H, W).image for i in range(2)]
-    report = quantize_model(model, meta, tmp_path / "eight.int8.onnx", frames, dynamic=False, weight_bits=8)
-    assert "per-channel 8-bit s8 weights" in report.summary()
-    assert max(int(np.abs(w.astype(np.int16)).max()) for w in _int8_weights(report.out)) == 127
+    for bits, largest in ((7, 64), (8, 127)):
+        report = quantize_model(model, meta, tmp_path / f"w{bits}.int8.onnx", frames, dynamic=False, weight_bits=bits)
+        assert f"per-channel {bits}-bit s8 weights" in report.summary()
+        assert ("for CPUs with VNNI" in report.summary()) == (bits == 8)
+        assert _max_weight(report.out) == largest
+        assert read_onnx_metadata(report.out)[1].notes["weight_bits"] == bits
     with pytest.raises(ValueError, match="weight bits must be one of 7, 8"):
         quantize_model(model, meta, "unused.onnx", frames, weight_bits=4)
+    proc = _quantize(untrained_weights, tmp_path / "nowhere", tmp_path / "x.onnx", "--weight-bits", "6")
+    assert proc.returncode == 2 and "--weight-bits: invalid choice: '6'" in proc.stderr
+
+
+def test_eight_bits_need_vnni_or_amx():
+    assert exact_weight_bits(frozenset({"avx2", "fma"})) == 7
+    assert exact_weight_bits(frozenset()) == 7
+    for flag in ("avx512_vnni", "avx_vnni", "amx_int8"):
+        assert exact_weight_bits(frozenset({"avx2", flag})) == 8
+
+
+def test_a_file_with_eight_bit_weights_warns_on_a_cpu_without_vnni(tmp_path, untrained_weights, monkeypatch, caplog):
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    model, meta = load_inference_model(untrained_weights)
+    frames = [render_scene(730, H, W).image]
+    files = {bits: quantize_model(model, meta, tmp_path / f"w{bits}.onnx", frames, dynamic=False,
+                                  weight_bits=bits).out for bits in (7, 8)}
+    monkeypatch.setattr(ort_runner, "exact_weight_bits", lambda: 7)  # the CPU as one without VNNI sees it
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == ort_runner.LOG.name]
+
+    with caplog.at_level(logging.WARNING, logger=ort_runner.LOG.name):
+        OrtRunner(files[7])
+        assert not warnings()
+        OrtRunner(files[8])
+    assert warnings() == [
+        "w8.onnx has 8-bit int8 weights, which ONNX Runtime multiplies exactly only on CPUs with VNNI or AMX; "
+        "this CPU has neither, so some products saturate and the labels stray further from fp32: quantise "
+        "with bialign_quantize --weight-bits 7 for it"]
 
 
 def test_int8_labels_agree_with_fp32_where_trained_weights_are_confident(int8_file, trained_weights):
@@ -215,11 +256,13 @@ def test_a_tensor_percentile_cannot_bin_takes_its_minmax_range(untrained_weights
         in report.summary()
     notes = read_onnx_metadata(tmp_path / "tiny.int8.onnx")[1].notes
     assert notes["minmax_tensors"] == list(report.minmax_tensors)
-    # The same model with min/max ranges everywhere (which never bins) agrees no better.
+    # The same model with min/max ranges everywhere (which never bins) agrees about as well: these
+    # untrained weights hesitate on most pixels (90-92 % with 8-bit weights, either way), where a
+    # broken file would agree on about one pixel in 19.
     minmax = quantize_model(model, meta, tmp_path / "minmax.int8.onnx", frames[:2], held_out=frames[2:],
                             dynamic=False, method="minmax")
     assert not minmax.minmax_tensors
-    assert report.agreement >= minmax.agreement - 0.01, (report.agreement, minmax.agreement)
+    assert report.agreement >= minmax.agreement - 0.02, (report.agreement, minmax.agreement)
 
 
 def test_int8_outputs_at_reduced_scale_are_the_resized_logits(int8_file):

@@ -61,6 +61,29 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags this CPU reports (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""CPU flags with which ONNX Runtime multiplies uint8 activations by int8 weights in exact int32 sums."""
+
+
+def exact_weight_bits(flags: frozenset[str] | None = None) -> int:
+    """The widest int8 weights ONNX Runtime multiplies exactly on a CPU with ``flags`` (default: this
+    one): 8 with VNNI or AMX, else 7. Without them its ``vpmaddubsw`` sums two uint8 x int8 products
+    in int16, which saturates with full-range weights (255 x 127 x 2 > 32767)."""
+    return 8 if (cpu_flags() if flags is None else flags) & set(VNNI_FLAGS) else 7
+
+
 class RunOutputs(NamedTuple):
     """What :meth:`Runner.run` returns for a batch, each N x H x W at the network's input size."""
 

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from bialign_ros.backends.base import BackendUnavailable, Runner, RunOutputs, check_batch, physical_cores
+from bialign_ros.backends.base import (
+    BackendUnavailable,
+    Runner,
+    RunOutputs,
+    check_batch,
+    exact_weight_bits,
+    physical_cores,
+)
 from bialign_ros.backends.contract import (
     CONFIDENCE_OUTPUT,
     INPUT_NAME,
@@ -101,6 +108,11 @@ class OrtRunner(Runner):
         self.fixed_size = self.info.fixed_size
         self.size_multiple = self.info.size_multiple
         self.threads = self.session.get_session_options().intra_op_num_threads
+        bits = self.info.notes.get("weight_bits")
+        if self.providers == ["CPUExecutionProvider"] and isinstance(bits, int) and bits > exact_weight_bits():
+            LOG.warning(f"{path.name} has {bits}-bit int8 weights, which ONNX Runtime multiplies exactly only "
+                        "on CPUs with VNNI or AMX; this CPU has neither, so some products saturate and the "
+                        "labels stray further from fp32: quantise with bialign_quantize --weight-bits 7 for it")
         outputs = {o.name for o in self.session.get_outputs()}
         self.has_confidence = CONFIDENCE_OUTPUT in outputs
         self.has_logits = set(LOGITS_OUTPUTS) <= outputs

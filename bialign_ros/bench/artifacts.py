@@ -28,15 +28,18 @@ def prepare_weights(config: BenchConfig, weights: Path, work: Path, calib_size: 
     stem = f"{weights.stem}-{file_digest(weights)}"
     h, w = calib_size
     if config.precision == "int8":
-        from bialign_ros.quantize import DEFAULT_WEIGHT_BITS, quantize_model
+        from bialign_ros.backends.base import exact_weight_bits
+        from bialign_ros.quantize import quantize_model
 
         # the recipe's choices name the file, so that a changed recipe is never read from the cache
         parts = "-".join(config.float_parts) or "all"
-        out = work / f"{stem}.int8-{parts}.w{DEFAULT_WEIGHT_BITS}.{h}x{w}.onnx"
+        bits = exact_weight_bits()  # as bialign_quantize chooses them on this machine
+        out = work / f"{stem}.int8-{parts}.w{bits}.{h}x{w}.onnx"
         if not out.is_file():
             model, meta = load_inference_model(weights)
             frames = list(synthetic_frames(calib_frames, h, w, CALIBRATION_SEED))
-            report = quantize_model(model, meta, out, frames, dynamic=True, float_parts=config.float_parts)
+            report = quantize_model(model, meta, out, frames, dynamic=True, float_parts=config.float_parts,
+                                    weight_bits=bits)
             print(report.summary(), flush=True)
         return out
     out = work / f"{stem}.{config.precision}.onnx"

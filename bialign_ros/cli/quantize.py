@@ -17,7 +17,6 @@ from bialign_ros.image_files import find_images
 from bialign_ros.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_FLOAT_PARTS,
-    DEFAULT_WEIGHT_BITS,
     FLOAT_PARTS,
     WEIGHT_BITS,
     quantize_model,
@@ -44,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "'none': all int8)")
     p.add_argument("--calibration", choices=tuple(CALIBRATION_METHODS), default="percentile",
                    help="activation ranges: 99.99th percentile (default) or min/max of the frames")
-    p.add_argument("--weight-bits", type=int, choices=WEIGHT_BITS, default=DEFAULT_WEIGHT_BITS,
-                   help="bits per weight: 7 (default) is exact on every x86 CPU; 8 only for CPUs with "
-                        "VNNI, where ONNX Runtime's int8 products cannot saturate")
+    p.add_argument("--weight-bits", choices=("auto", *map(str, WEIGHT_BITS)), default="auto",
+                   help="bits per weight: 7 is exact on every x86 CPU; 8 only on CPUs with VNNI or AMX, "
+                        "where ONNX Runtime's int8 products cannot saturate; auto (default): 8 if this "
+                        "CPU has VNNI, else 7 (quantise with 7 for a robot whose CPU has none)")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads for the check (0: physical cores)")
     return p
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         held_out = read_frames(paths[split:], args.height, args.width)
         report = quantize_model(model, meta, args.out, calib, held_out, dynamic=not args.static,
                                 float_parts=float_parts(args.float_parts), method=args.calibration,
-                                threads=args.threads, weight_bits=args.weight_bits)
+                                threads=args.threads,
+                                weight_bits=None if args.weight_bits == "auto" else int(args.weight_bits))
     except (CheckpointError, ValueError) as exc:
         print(f"bialign_quantize: error: {exc}", file=sys.stderr)
         return 2
