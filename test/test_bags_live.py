@@ -168,7 +168,8 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
         live_json = work / "live.json"
         live = ChildProcess(python_module("bialign_ros.cli.eval_live", "--gt-topic", "/camera/labels",
                                           "--labels-topic", "/segmentation/labels", "--frames", FRAMES,
-                                          "--idle-timeout", "30", "--out", live_json), ros_env(domain))
+                                          "--idle-timeout", "30", "--out", live_json,
+                                          "--report-period", "2"), ros_env(domain))  # progress in a failure's output
         processes.append(live)
         assert live.wait_for_output("listening:", 60), live.output
         assert node.wait_for_output("subscribed to /camera/image", 120), node.output

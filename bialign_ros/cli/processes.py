@@ -64,12 +64,15 @@ class ChildProcess:
         return text in self.output
 
     def wait(self, timeout: float) -> int:
-        """Wait for the exit code; kills the process group and raises on timeout."""
+        """Wait for the exit code; on timeout kills the process group and raises ``TimeoutError`` with
+        everything the process printed."""
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise
+            self._reader.join(5)
+            raise TimeoutError(f"{' '.join(map(str, self.proc.args))} still ran after {timeout:g} s; "
+                               f"its output:\n{self.output}") from None
         self._reader.join(5)
         return code
 
