@@ -87,9 +87,13 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert 0 < result["delivered_hz"] <= 30
     assert len(result["segmenter_hz_around"]) == 3  # before, between the two slices, after
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
-    assert "ratio" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ratio" in printed
     assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
     assert result["bare_segmenter_cpu_percent"] > 0
+    # the node's own times per frame, from its last report: every processed frame was also published
+    assert result["processing_mean_ms"] > 0 and result["publishing_mean_ms"] > 0
+    assert "node per frame: inference thread" in printed
 
 
 def test_node_benchmark_outputs_option_names_what_it_subscribes():

@@ -281,6 +281,9 @@ def print_node_benchmark(record: dict[str, Any], reliability: str, duration: flo
     if one.get("node_cpu_percent") is not None:
         print(f"  node process CPU {one['node_cpu_percent']:.0f} % of one core while measured (its cpu_percent); "
               f"the bare Segmenter's process {one['bare_segmenter_cpu_percent']:.0f} %")
+    if one.get("processing_mean_ms") is not None:
+        print(f"  node per frame: inference thread {one['processing_mean_ms']:.1f} ms (decoding and forward pass), "
+              f"publishing thread {one['publishing_mean_ms']:.1f} ms (rendering and sending the outputs)")
     if "multi_camera" not in record:
         return
     multi, cameras = record["multi_camera"], record["cameras"]
