@@ -132,9 +132,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("device", "auto", "Inference device: auto picks cuda when available, else cpu.",
               choices=DEVICE_CHOICES, pattern=r"auto|cpu|cuda(:\d+)?"),
-    ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA and fp32 on the CPU "
-              "for .pt files, and the file's own precision for exported ones; int8 asks for an int8 "
-              "file (bialign_quantize).", choices=PRECISIONS),
+    ParamSpec("precision", "auto", "Compute precision: auto is fp16 on CUDA, bf16 on CPUs with AMX "
+              "and fp32 on other CPUs for .pt files, and the file's own precision for exported ones; "
+              "int8 asks for an int8 file (bialign_quantize).", choices=PRECISIONS),
     ParamSpec("backend", "auto",
               "Inference backend: auto follows the weights file (.pt torch, .onnx onnxruntime, "
               ".engine/.plan tensorrt).", choices=BACKEND_CHOICES),

@@ -34,8 +34,14 @@ def next_domain_id() -> int:
 
 
 def start_node(domain_id: int, *ros_args: str) -> ChildProcess:
-    """Start ``python -m bialign_ros.node --ros-args ...`` on ``domain_id``."""
-    return ChildProcess(python_module("bialign_ros.node", "--ros-args", *ros_args), ros_env(domain_id), cwd=ROOT)
+    """Start ``python -m bialign_ros.node --ros-args ...`` on ``domain_id``.
+
+    A ``.pt`` file runs in fp32 unless ``ros_args`` set the precision: the tests hold the node's
+    outputs to fp32 references, and ``auto`` is bf16 on CPUs with AMX."""
+    pinned = any(a.startswith("precision:=") for a in ros_args) or \
+        not any(a.startswith("weights:=") and a.endswith(".pt") for a in ros_args)
+    args = ros_args if pinned else (*ros_args, "-p", "precision:=fp32")
+    return ChildProcess(python_module("bialign_ros.node", "--ros-args", *args), ros_env(domain_id), cwd=ROOT)
 
 
 def reliable(depth: int = 10) -> QoSProfile:

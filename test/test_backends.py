@@ -169,7 +169,7 @@ def test_torch_runner_batches(model_and_meta):
 
 
 def test_onnxruntime_segmenter_agrees_with_torch(batch_norm_weights, onnx_file):
-    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", warmup=False)
+    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", precision="fp32", warmup=False)
     ort_seg = Segmenter.from_checkpoint(onnx_file, device="cpu", warmup=False)
     assert ort_seg.backend == "onnxruntime" and ort_seg.precision == "fp32" and ort_seg.model is None
     assert ort_seg.meta == torch_seg.meta
@@ -279,5 +279,6 @@ def test_onnxruntime_outputs_at_reduced_scale_are_the_resized_logits(batch_norm_
     image = render_scene(31, 96, 160).image
     seg = Segmenter.from_checkpoint(onnx_file, device="cpu", input_scale=0.5, warmup=False)
     check_reduced_scale(seg, image)
-    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", input_scale=0.5, warmup=False)
+    torch_seg = Segmenter.from_checkpoint(batch_norm_weights, device="cpu", precision="fp32", input_scale=0.5,
+                                         warmup=False)
     assert np.abs(backend_logits(seg, image)[0] - backend_logits(torch_seg, image)[0]).max() < 1e-3

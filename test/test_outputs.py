@@ -89,8 +89,9 @@ def _segment_cli(weights: Path, frame: np.ndarray, tmp: Path) -> dict[str, np.nd
     (tmp / "frames").mkdir()
     write_png(tmp / "frames" / "f.png", frame)
     assert np.array_equal(read_rgb(tmp / "frames" / "f.png"), frame)
-    assert segment_cli.main(["--weights", str(weights), "--out-dir", str(tmp / "seg"), "--color",
-                             str(tmp / "frames" / "f.png")]) == 0
+    # in fp32, as bialign_bag_eval scores a .pt file (auto is bf16 on CPUs with AMX)
+    assert segment_cli.main(["--weights", str(weights), "--precision", "fp32", "--out-dir", str(tmp / "seg"),
+                             "--color", str(tmp / "frames" / "f.png")]) == 0
     files = {name: tmp / "seg" / f"f_{name}.png" for name in IMAGE_OUTPUTS}
     return {name: read_rgb(path) if ENCODINGS[name] == "rgb8" else cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             for name, path in files.items()}

@@ -99,7 +99,8 @@ def test_torch_segmenter_gives_labels_and_colours_of_the_table(five_seg, frames)
 
 def test_segment_cli_writes_labels_and_colours_of_the_table(five_class_weights, five_seg, frames, tmp_path):
     write_png(tmp_path / "f.png", frames[0].image)
-    assert segment_cli.main(["--weights", str(five_class_weights), "--out-dir", str(tmp_path / "out"),
+    assert segment_cli.main(["--weights", str(five_class_weights), "--precision", "fp32",
+                             "--out-dir", str(tmp_path / "out"),
                              "--color", str(tmp_path / "f.png")]) == 0
     labels = cv2.imread(str(tmp_path / "out/f_labels.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(labels, five_seg.segment(frames[0].image).labels)

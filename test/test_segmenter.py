@@ -23,7 +23,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seg(weights):
-    return Segmenter.from_checkpoint(weights, device="cpu", warmup=False)
+    return Segmenter.from_checkpoint(weights, device="cpu", precision="fp32", warmup=False)
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -133,6 +133,14 @@ def test_untrained_weights_warn(weights, caplog):
     with caplog.at_level(logging.WARNING):
         Segmenter.from_checkpoint(weights, device="cpu", warmup=False)
     assert "UNTRAINED" in caplog.text
+
+
+def test_auto_precision_is_bf16_on_cpus_with_amx_only():
+    assert resolve_precision("auto", "cpu", frozenset({"avx2", "avx512f", "avx512_bf16"})) == "fp32"
+    assert resolve_precision("auto", "cpu", frozenset({"avx512f", "amx_tile", "amx_bf16", "amx_int8"})) == "bf16"
+    assert resolve_precision("auto", "cuda:0", frozenset({"amx_bf16"})) == "fp16"
+    assert resolve_precision("fp32", "cpu", frozenset({"amx_bf16"})) == "fp32"
+    assert resolve_precision("bf16", "cpu", frozenset()) == "bf16"
 
 
 def test_bad_arguments(weights):

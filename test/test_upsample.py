@@ -151,7 +151,8 @@ def check_reduced_scale(seg: Segmenter, image: np.ndarray) -> None:
 
 @pytest.mark.parametrize("scale", [0.5, 0.25, 0.3])
 def test_torch_segmenter_at_reduced_scale(untrained_weights, scene, scale):
-    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", input_scale=scale, warmup=False)
+    seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", precision="fp32", input_scale=scale,
+                                    warmup=False)
     check_reduced_scale(seg, scene)
     # The backend's logits are the model's own (its forward on the same network input).
     planes, _ = backend_logits(seg, scene)
