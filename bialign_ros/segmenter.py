@@ -291,7 +291,8 @@ class Segmenter:
         return ((x.float() - mean) / std).to(self.device_obj)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The model's own (logits, edge probability) for a preprocessed batch; torch backend only."""
+        """The model's own (logits, edge probability) for a preprocessed batch, as float32 tensors (in
+        bf16 computed in bf16, then widened); torch backend only."""
         if self._model is None:
             raise ValueError(f"forward() gives logits with the torch backend only; this Segmenter runs "
                              f"{self.backend}")
@@ -301,6 +302,8 @@ class Segmenter:
         dev = self.device_obj.type
         with torch.inference_mode(), torch.autocast(dev, dtype=torch.bfloat16, enabled=autocast):
             logits, edges = self._model(x.to(next(self._model.parameters()).dtype))
+        if autocast:
+            logits, edges = logits.float(), None if edges is None else edges.float()
         return logits, edges
 
     def segment(self, image: np.ndarray, edges: bool = True, confidence: bool = False) -> SegmentationResult:

@@ -143,6 +143,13 @@ def test_auto_precision_is_bf16_on_cpus_with_amx_only():
     assert resolve_precision("bf16", "cpu", frozenset()) == "bf16"
 
 
+def test_forward_gives_float32_in_bf16_too(weights):
+    seg = Segmenter.from_checkpoint(weights, device="cpu", precision="bf16", warmup=False)
+    logits, edges = seg.forward(seg.preprocess(_image(64, 96, seed=3)))
+    assert logits.dtype == edges.dtype == torch.float32
+    assert logits[0].numpy().shape[0] == seg.meta.num_classes
+
+
 def test_bad_arguments(weights):
     with pytest.raises(ValueError, match="auto, cpu, cuda"):
         resolve_device("gpu")
