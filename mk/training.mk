@@ -23,7 +23,7 @@ train-demo: venv
 # Full-resolution weights for the benchmarks: the demo recipe trained longer (500 steps at lr 0.002,
 # the base), then fine-tuned on 1024 x 2048 synthetic frames so that the network is at home at input
 # scale 1 (512 x 1024 to 1024 x 2048). Reduced precision is judged by label agreement with fp32,
-# which only means something where fp32 is confident. About 32 minutes on 2 cores.
+# which only means something where fp32 is confident. 18-32 minutes on 2 cores.
 BENCH_BASE_WEIGHTS := .cache/demo_weights/bialign_dfnet2_synthetic_500.pt
 BENCH_BASE_FLAGS := --out $(BENCH_BASE_WEIGHTS) --work-dir .cache/demo_training_500 \
 	--set optim.iterations=500 --set optim.lr=0.002
