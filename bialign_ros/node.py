@@ -3,11 +3,12 @@
 A managed (lifecycle) node that runs by itself (``autostart``): configure validates the
 parameters and loads the model, activate subscribes, deactivate unsubscribes, cleanup frees the
 model. It serves one camera (``image``), or several (parameter ``cameras``: ``front/image``,
-``left/image``, ...) with one model. The subscription callbacks only hand frames to a
-:class:`BatchPipeline` with one slot per camera; decoding and inference (one forward pass per
-batch of same-size frames) run on its worker thread, rendering and publishing the outputs on its
-second thread, which overlaps the next frame's inference. Every output carries its
-input's header and resolution. Run it with ``bialign_node`` or ``python -m bialign_ros.node``.
+``left/image``, ...) with one model. Camera and depth images are taken raw (their CDR bytes, read
+by :mod:`bialign_ros.codec.cdr_reader` only for the frames that are used). The subscription
+callbacks only hand frames to a :class:`BatchPipeline` with one slot per camera; decoding and
+inference (one forward pass per batch of same-size frames) run on its worker thread, rendering and
+publishing the outputs on its second thread, which overlaps the next frame's inference. Every output
+carries its input's header and resolution. Run it with ``bialign_node`` or ``python -m bialign_ros.node``.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from rclpy.qos import QoSPolicyKind
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
 
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, Step, group_by
 from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.classes import free_space_classes_for, no_free_space_note, obstacle_classes_for
-from bialign_ros.codec import image_to_array, message_to_rgb8
+from bialign_ros.codec import CodecError, image_to_array, message_to_rgb8
 from bialign_ros.codec.cdr import serialize_image
+from bialign_ros.codec.cdr_reader import CdrHeader, deserialize_compressed_image, deserialize_image, header_stamp_ns
 from bialign_ros.ground_grid import GridSpec
 from bialign_ros.ground_outputs import GROUND_OUTPUTS, GroundOutputs, segmenter_work
 from bialign_ros.node_diagnostics import DiagnosticsMixin
@@ -99,9 +102,17 @@ class _Interrupted(Exception):
 
 @dataclass
 class _Frame:
-    msg: Image | CompressedImage
+    cdr: bytes
+    """The camera message's CDR bytes (an Image or a CompressedImage, as ``input_transport`` says)."""
     received: float
     """time.monotonic() when the callback got it."""
+
+
+def ros_header(header: CdrHeader) -> Header:
+    """The ``std_msgs/Header`` message of a header read from CDR."""
+    msg = Header(frame_id=header.frame_id)
+    msg.stamp.sec, msg.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    return msg
 
 
 @dataclass
@@ -124,8 +135,8 @@ class _Camera:
     camera_info: CameraInfo | None = None
     depth_topic: str = ""
     depth_sub: Any = None
-    depths: RecentByStamp[Image] | None = None
-    """The last depth images, for pairing with frames by stamp."""
+    depths: RecentByStamp[bytes] | None = None
+    """The CDR bytes of the last depth images, for pairing with frames by stamp."""
     ground: GroundOutputs | None = None
     missing_camera_info_said: bool = False
 
@@ -391,7 +402,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         qos = image_qos(reliability, self.config.qos_depth)
         cam.image_sub = self.create_subscription(
             msg_type, cam.input_topic, partial(self._on_image, cam), qos,
-            qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]))
+            qos_overriding_options=QoSOverridingOptions([QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH]), raw=True)
         cam.sub_reliability = reliability
         cam.subscription_qos = describe_qos(qos)
         how = "fixed" if cam.fixed_reliability else "matching the publishers (qos_reliability auto)"
@@ -405,26 +416,37 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         if wanted and cam.depth_sub is None:
             cam.depths = RecentByStamp(round(self.config.depth_tolerance * 1e9))
             cam.depth_sub = self.create_subscription(Image, cam.depth_topic, partial(self._on_depth, cam),
-                                                     image_qos("best_effort", self.config.qos_depth))
+                                                     image_qos("best_effort", self.config.qos_depth), raw=True)
         elif not wanted and cam.depth_sub is not None:
             self.destroy_subscription(cam.depth_sub)
             cam.depth_sub, cam.depths = None, None
 
-    def _on_image(self, cam: _Camera, msg: Image | CompressedImage) -> None:
+    def _on_image(self, cam: _Camera, cdr: bytes) -> None:
         now = time.monotonic()
         self._stats.frame_in(now)
         cam.stats.frame_in(now)
-        self._pipeline.submit(cam.name, _Frame(msg, now))
+        self._pipeline.submit(cam.name, _Frame(cdr, now))
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         cam.camera_info = msg
 
-    def _on_depth(self, cam: _Camera, msg: Image) -> None:
+    def _on_depth(self, cam: _Camera, cdr: bytes) -> None:
         depths = cam.depths  # None once unsubscribed (a message may still be on its way)
-        if depths is not None:
-            depths.add(Time.from_msg(msg.header.stamp).nanoseconds, msg)
+        if depths is None:
+            return
+        try:
+            depths.add(header_stamp_ns(cdr), cdr)
+        except CodecError as exc:
+            cam.logger.error(f"dropping a depth image from {cam.depth_topic}: {exc}",
+                             throttle_duration_sec=ERROR_LOG_THROTTLE_S)
 
     # ---------------------------------------------------------------- inference and publishing (pipeline threads)
+    def _read_input(self, cdr: bytes) -> Any:
+        """The fields of a camera message from its CDR bytes (:class:`CodecError` when malformed)."""
+        if self.config.input_transport == "compressed":
+            return deserialize_compressed_image(cdr)
+        return deserialize_image(cdr)
+
     def _process_batch(self, batch: list[Pending[_Frame]]) -> list[Outcome | Step]:
         """Decode every frame and run one forward pass per image size; return, per frame, its error
         or the step that publishes it on its camera's topics (run by the pipeline's second thread
@@ -435,9 +457,12 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         started = time.monotonic()
         outcomes: list[Outcome | Step] = [None] * len(batch)
         decoded: list[tuple[int, np.ndarray]] = []
+        headers: dict[int, Header] = {}
         for i, item in enumerate(batch):
             try:
-                decoded.append((i, message_to_rgb8(item.frame.msg)))
+                msg = self._read_input(item.frame.cdr)
+                decoded.append((i, message_to_rgb8(msg)))
+                headers[i] = ros_header(msg.header)
             except Exception as exc:
                 outcomes[i] = exc
         for group in group_by(decoded, key=lambda d: d[1].shape):
@@ -455,7 +480,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             for cam in cams:
                 cam.stats.forward_pass(1, shared)
             for (i, image), cam, want, result in zip(group, cams, wants, results):
-                outcomes[i] = partial(self._publish, cam, batch[i].frame, image, result, want)
+                outcomes[i] = partial(self._publish, cam, batch[i].frame, headers[i], image, result, want)
         if decoded:  # a batch of bad frames only would make the period look shorter than it is
             self._stats.processing.add(time.monotonic() - started)
         return outcomes
@@ -465,11 +490,10 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         return ("labels", *(key for key in (*OPTIONAL_OUTPUTS, *GROUND_OUTPUTS)
                             if self._live[f"publish_{key}"] and cam.pubs[key].get_subscription_count() > 0))
 
-    def _publish(self, cam: _Camera, frame: _Frame, image: np.ndarray, result: SegmentationResult,
-                 want: tuple[str, ...]) -> None:
+    def _publish(self, cam: _Camera, frame: _Frame, header: Header, image: np.ndarray,
+                 result: SegmentationResult, want: tuple[str, ...]) -> None:
         """Render the outputs ``want`` of one frame and publish them (the pipeline's second stage)."""
         started = time.monotonic()
-        header = frame.msg.header
         settings = OutputSettings(self._live["overlay_alpha"], self._free_space_classes,
                                   self._live["free_space_min_confidence"])
         for output in render_outputs(self.segmenter, image, result, images_of(want), settings):
@@ -526,7 +550,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                 raise ValueError(f"no depth image on {cam.depth_topic} within depth_tolerance "
                                  f"({self.config.depth_tolerance:g} s) of the frame stamped {stamp * 1e-9:.3f} s "
                                  f"(the last depth images are {depths.describe()})")
-            cloud = cam.ground.points(cam.camera_info.k, image_to_array(depth), depth.encoding, result,
+            depth_msg = deserialize_image(depth)
+            cloud = cam.ground.points(cam.camera_info.k, image_to_array(depth_msg), depth_msg.encoding, result,
                                       self._live["points_stride"])
         except ValueError as exc:  # CodecError included
             cam.logger.error(f"{OUTPUT_TOPICS['points']} not published: {exc}",

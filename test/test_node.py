@@ -17,6 +17,7 @@ pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from ros_harness import (  # noqa: E402
     ROOT,
     RosPeer,
@@ -82,7 +83,7 @@ class Rig:
         for key in self.outputs:
             assert self.peer.wait_for_publishers(f"{NS}/segmentation/{key}"), key
 
-    def send(self, msg: Image) -> None:
+    def send(self, msg: Image | bytes) -> None:
         self.image_pub.publish(msg)
 
     def next_sec(self) -> int:
@@ -248,9 +249,12 @@ def test_bad_frames_are_dropped_and_counted_and_good_frames_still_processed(rig)
     empty = Image(encoding="rgb8")
     wrong_step = image_msg(scene(3), "rgb8", 0)
     wrong_step.step = W  # smaller than width * 3
-    for bad in (short, unknown, empty, wrong_step):
+    truncated = image_msg(scene(4), "rgb8", 0)  # CDR that ends inside its pixels, published as bytes
+    for bad in (short, unknown, empty, wrong_step, truncated):
         bad.header.stamp.sec = rig.next_sec()
-        rig.send(bad)
+        if bad is truncated:
+            time.sleep(ERROR_LOG_THROTTLE_S)  # out of the throttled error's window: its line is checked below
+        rig.send(serialize_message(bad)[:200] if bad is truncated else bad)
         time.sleep(0.3)  # let the worker take it before the good frame could replace it
         sec = rig.next_sec()
         rig.send(image_msg(scene(sec), "rgb8", sec))
@@ -258,8 +262,9 @@ def test_bad_frames_are_dropped_and_counted_and_good_frames_still_processed(rig)
         assert rig.wait_output("labels", bad.header.stamp.sec, timeout=0.1) is None
     assert rig.node.wait_for_output("dropping a bad frame", 5)
     assert "fewer than step" in rig.node.output
+    assert "Image message of 200 bytes ends inside its field data" in rig.node.output
     after = rig.latest_report()
-    assert after["frames_rejected"] - before["frames_rejected"] == 4
+    assert after["frames_rejected"] - before["frames_rejected"] == 5
     assert after["frames_processed"] - before["frames_processed"] >= 4
     assert rig.node.proc.poll() is None
     # A burst of bad frames logs one line per ERROR_LOG_THROTTLE_S, not one per frame.
