@@ -15,6 +15,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2
 
 from bialign_ros.codec import image_to_array
+from bialign_ros.codec.cdr_reader import deserialize_image, header_stamp_ns
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, NODE_NAME, OUTPUT_TOPICS, diagnostic_name
 from bialign_ros.node_report import parse_key_values
 from bialign_ros.qos import output_qos
@@ -52,15 +53,16 @@ class OutputCollector(Node):
         self.received: dict[str, int] = {}
         """Messages received per output subscribed with ``subscribe``."""
         qos = output_qos(10)
-        self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos)
+        # Images raw: read from their CDR only as far as needed, not turned into Python messages (the
+        # node shares the CPU with this process)
+        self.create_subscription(Image, OUTPUT_TOPICS["labels"], self._on_labels, qos, raw=True)
         if keep_overlays:
-            self.create_subscription(Image, OUTPUT_TOPICS["overlay"], self._on_overlay, qos)
+            self.create_subscription(Image, OUTPUT_TOPICS["overlay"], self._on_overlay, qos, raw=True)
         if ground:
-            self.create_subscription(Image, OUTPUT_TOPICS["confidence"], self._on_confidence, qos)
+            self.create_subscription(Image, OUTPUT_TOPICS["confidence"], self._on_confidence, qos, raw=True)
             self.create_subscription(OccupancyGrid, OUTPUT_TOPICS["grid"], self._on_grid, qos)
         for output in set(subscribe) - {"labels"}:
             msg_type = {"grid": OccupancyGrid, "points": PointCloud2}.get(output, Image)
-            # raw: the bytes are not read, so not turned into Python messages (that costs the node CPU)
             self.received[output] = 0
             self.create_subscription(msg_type, OUTPUT_TOPICS[output], self._counter(output), qos, raw=True)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
@@ -70,18 +72,20 @@ class OutputCollector(Node):
             self.received[output] += 1
         return count
 
-    def _on_labels(self, msg: Image) -> None:
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
+    def _on_labels(self, cdr: bytes) -> None:
+        stamp = header_stamp_ns(cdr)
         latency = (self.get_clock().now().nanoseconds - stamp) * 1e-9
         self.arrivals.append(Arrival(stamp, latency, time.monotonic()))
 
-    def _on_overlay(self, msg: Image) -> None:
+    def _on_overlay(self, cdr: bytes) -> None:
         if len(self.overlays) < self.keep_overlays:
-            self.overlays.append((Time.from_msg(msg.header.stamp).nanoseconds, image_to_array(msg).copy()))
+            msg = deserialize_image(cdr)
+            self.overlays.append((msg.header.stamp.nanoseconds, image_to_array(msg).copy()))
 
-    def _on_confidence(self, msg: Image) -> None:
+    def _on_confidence(self, cdr: bytes) -> None:
         if len(self.confidence) < self.keep_overlays:
-            self.confidence[Time.from_msg(msg.header.stamp).nanoseconds] = image_to_array(msg).copy()
+            msg = deserialize_image(cdr)
+            self.confidence[msg.header.stamp.nanoseconds] = image_to_array(msg).copy()
 
     def _on_grid(self, msg: OccupancyGrid) -> None:
         if len(self.grids) < self.keep_overlays:
