@@ -20,7 +20,7 @@ from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
 from bialign_ros.bench.resize_cost import measure_resize_cost
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
-from bialign_ros.cli.benchmark import parse_size
+from bialign_ros.cli.benchmark import count_arg, parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
 from bialign_ros.segmenter import Segmenter
@@ -121,6 +121,14 @@ def test_sizes_parse():
         parse_size("512")
     with pytest.raises(argparse.ArgumentTypeError, match="too small"):
         parse_size("4x4")
+
+
+def test_counts_of_runs_and_iterations_are_at_least_one():
+    assert count_arg("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 1, got 0"):
+        count_arg("0")  # --node-pairs 0 divided by zero after the Segmenter's timings
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        count_arg("2.5")
 
 
 def _node_params(cmd: list[str]) -> dict[str, str]:

@@ -50,6 +50,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def count_arg(text: str) -> int:
+    """A count of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of bialign_benchmark."""
     p = argparse.ArgumentParser(prog="bialign_benchmark", description=__doc__.splitlines()[0])
@@ -64,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--input-scale", type=float, default=1.0)
     p.add_argument("--compile", action="store_true", help="torch backend: wrap the graph in torch.compile")
-    p.add_argument("--iters", type=int, default=10, help="timed iterations per measurement")
+    p.add_argument("--iters", type=count_arg, default=10, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
                    help="bound each timing of a slow configuration: the untimed calls stop after a quarter of "
@@ -74,10 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", action="store_true", help="also measure the ROS node end to end (needs rclpy)")
     p.add_argument("--node-seconds", type=float, default=20.0, help="measured window of the node run")
     p.add_argument("--node-warmup", type=float, default=8.0, help="seconds of frames before the window")
-    p.add_argument("--node-slices", type=int, default=3,
+    p.add_argument("--node-slices", type=count_arg, default=3,
                    help="slices of the node's window, the bare Segmenter timed before, between and after them "
                         "(the node / Segmenter ratio holds each slice against the rates on either side)")
-    p.add_argument("--node-pairs", type=int, default=2,
+    p.add_argument("--node-pairs", type=count_arg, default=2,
                    help="--output-costs: pairs of node runs (labels only, every output), alternating")
     p.add_argument("--node-rate", type=float, default=0.0,
                    help="publish rate in Hz (0: see --node-rate-factor)")
