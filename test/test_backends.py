@@ -138,6 +138,26 @@ def test_argmax_before_shuffle_equals_argmax_after():
         ShuffleHead(model.conv_out, 5, "logits")
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_class_planes_give_the_exported_heads_labels_ties_included(bf16):
+    torch.manual_seed(1)
+    model = build_model("bialign_dfnet1", num_classes=7, aux=False).eval()
+    out, ff = model.conv_out.conv_out, model.conv_out.up.upscale_factor ** 2
+    with torch.no_grad():  # classes 2 and 5 the same and often winning: the first of the two must win
+        out.bias[2 * ff:3 * ff] += 1.5
+        out.weight[5 * ff:6 * ff], out.bias[5 * ff:6 * ff] = out.weight[2 * ff:3 * ff], out.bias[2 * ff:3 * ff]
+    head = ShuffleHead(model.conv_out, 7, "labels").eval()
+    x = torch.randn(2, 256, 6, 9).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        planes, conf, raw = head(x, (48, 72), confidence=True)  # eager PyTorch: the class planes
+        exported, exported_conf, logits = head(x, (48, 72), confidence=True, logits=True)  # the ONNX graph's way
+    assert raw is None and logits is not None
+    assert (exported == 2).float().mean() > 0.2 and not (exported == 5).any()
+    assert torch.equal(planes, exported)
+    assert conf.dtype == exported_conf.dtype == torch.float32
+    torch.testing.assert_close(conf, exported_conf, atol=1e-6, rtol=1e-5)
+
+
 def test_backend_follows_the_file():
     assert backend_for_file("w.onnx") == "onnxruntime"
     assert backend_for_file("w.engine") == backend_for_file("w.plan") == "tensorrt"
