@@ -284,7 +284,8 @@ def test_output_costs_table_holds_each_figure_against_its_target():
     record = {
         "options": {"weights": "/w/m.int8.onnx", "height": 512, "width": 1024, "geometry_height": 1024,
                     "geometry_width": 2048, "node_pairs": 2, "node_seconds": 20.0, "resize_scale": 0.5},
-        "backend": "onnxruntime", "hardware": {"cpu": "Test CPU", "cores": 2}, "threads": 2, "node_rate_hz": 12.0,
+        "backend": "onnxruntime", "precision": "int8", "hardware": {"cpu": "Test CPU", "cores": 2}, "threads": 2,
+        "node_rate_hz": 12.0,
         "segmenter": {"labels_edges": {"mean_ms": 100.0}, "with_confidence_and_free_space": {"mean_ms": 104.0},
                       "overhead": 0.04},
         "geometry": {"grid": summary, "grid_map": {"mean_ms": 250.0}, "points_16UC1": {"mean_ms": 9.0},
@@ -294,7 +295,9 @@ def test_output_costs_table_holds_each_figure_against_its_target():
         "node": {"labels_only": {"delivered_hz": 10.0}, "every_output": {"delivered_hz": 8.5}},
         "node_ratio": 0.85, "node_pair_ratios": [0.8, 0.9],
     }
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in output_costs_markdown(record).splitlines()
+    table = output_costs_markdown(record)
+    assert "(m.int8.onnx, backend onnxruntime int8, Segmenter at 512x1024" in table
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()
             if line.startswith("| ") and "---" not in line}
     assert rows["confidence + free space, Segmenter frame time"].endswith("(+4.0 %) | <= +5 % | meets |")
     assert rows["grid, 1024x2048 labels"].endswith("| <= 5 ms | meets |")

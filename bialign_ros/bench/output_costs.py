@@ -43,6 +43,8 @@ class OutputCostOptions:
 
     weights: str
     """The model the Segmenter and the node run (e.g. an int8 ONNX file)."""
+    precision: str = "auto"
+    """Precision of the Segmenter and the node (``.pt`` files: auto, fp32 or bf16 on CPUs)."""
     height: int = 512
     width: int = 1024
     geometry_height: int = 1024
@@ -60,7 +62,7 @@ class OutputCostOptions:
 
 def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
     """Every figure of the module docstring, with the machine, as one JSON-ready record."""
-    seg = Segmenter.from_checkpoint(opts.weights, device="cpu")
+    seg = Segmenter.from_checkpoint(opts.weights, device="cpu", precision=opts.precision)
     image = render_scene(7, opts.height, opts.width).image
     settings = OutputSettings().for_model(seg.meta.class_names)
 
@@ -72,12 +74,14 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
     base, planner = time_alternating([lambda: seg.segment(image, edges=True), with_planner_maps], opts.iters,
                                      opts.warmup)
     geometry = measure_geometry_costs(opts.geometry_height, opts.geometry_width)
-    scaled = Segmenter.from_checkpoint(opts.weights, device="cpu", input_scale=opts.resize_scale)
+    scaled = Segmenter.from_checkpoint(opts.weights, device="cpu", precision=opts.precision,
+                                       input_scale=opts.resize_scale)
     resize = measure_resize_cost(scaled, render_scene(7, opts.geometry_height, opts.geometry_width).image,
                                  opts.iters, opts.warmup)
     scaled.close()
     rate = opts.node_rate or 1.5 * 1000.0 / base["mean_ms"]
-    spec = NodeSpec(opts.weights, device="cpu", backend=seg.backend)
+    spec = NodeSpec(opts.weights, device="cpu", precision=opts.precision, backend=seg.backend)
+    precision = seg.precision
     seg.close()
     runs: dict[str, list[dict[str, Any]]] = {"labels_only": [], "every_output": []}
     for _ in range(opts.node_pairs):
@@ -88,7 +92,7 @@ def measure_output_costs(opts: OutputCostOptions) -> dict[str, Any]:
     node = {name: {"delivered_hz": sum(r["delivered_hz"] for r in done) / len(done),
                    "runs": done} for name, done in runs.items()}
     return {
-        "options": asdict(opts), "backend": spec.backend, "hardware": hardware_summary(),
+        "options": asdict(opts), "backend": spec.backend, "precision": precision, "hardware": hardware_summary(),
         "threads": os.cpu_count(),
         "segmenter": {"labels_edges": base, "with_confidence_and_free_space": planner,
                       "overhead": planner["mean_ms"] / base["mean_ms"] - 1.0},
@@ -136,7 +140,8 @@ def output_costs_markdown(record: dict[str, Any]) -> str:
     hw = record["hardware"]
     lines = [
         f"# What the planner outputs cost: {record['backend']}, {Path(opts['weights']).suffix} weights", "",
-        f"`bialign_benchmark --output-costs` ({Path(opts['weights']).name}, backend {record['backend']}, "
+        f"`bialign_benchmark --output-costs` ({Path(opts['weights']).name}, backend {record['backend']} "
+        f"{record['precision']}, "
         f"Segmenter at {opts['height']}x{opts['width']}, camera at {record['node_rate_hz']:.1f} Hz for "
         f"{opts['node_pairs']} pair(s) of {opts['node_seconds']:g} s node runs; "
         f"{hw.get('cpu', 'CPU')}, {hw.get('cores', record['threads'])} cores, "
