@@ -17,12 +17,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from rclpy.serialization import serialize_message  # noqa: E402
 from ros_harness import ChildProcess, RosPeer, next_domain_id, reliable, ros_env, start_node, wait_until  # noqa: E402
 from rosbags.typesys import get_types_from_msg  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from bialign_ros.bags.io import BagReader, BagWriter  # noqa: E402
+from bialign_ros.bags.live import LiveEvaluator  # noqa: E402
+from bialign_ros.bags.live_score import LiveScorer  # noqa: E402
 from bialign_ros.bags.make_bag import (  # noqa: E402
     DEFAULT_START_NS,
     find_frames,
@@ -33,6 +36,7 @@ from bialign_ros.bags.make_bag import (  # noqa: E402
 )
 from bialign_ros.bags.messages import IMAGE, image_message, message_labels, typestore  # noqa: E402
 from bialign_ros.classes import CITYSCAPES_NAMES  # noqa: E402
+from bialign_ros.codec import fill_image  # noqa: E402
 from bialign_ros.metrics import ConfusionMatrix, summarize  # noqa: E402
 from bialign_ros.segmenter import Segmenter  # noqa: E402
 from bialign_ros.synthetic import FIVE_CLASS_NAMES, to_five_classes, write_cityscapes  # noqa: E402
@@ -220,6 +224,28 @@ def test_live_path_scores_over_the_class_table_of_the_running_node(five_class_we
     for m in run.delivered:
         matrix.update(run.truths[stamp_ns(m)], labels_of(m))
     assert run.result["miou"] == summarize(matrix.matrix, FIVE_CLASS_NAMES)["miou"]
+
+
+def test_live_evaluator_reports_bad_ground_truth_messages_and_scores_the_good_ones():
+    domain = next_domain_id()
+    evaluator_peer, sender = RosPeer(domain, "evaluator"), RosPeer(domain, "sender")
+    try:
+        scorer = LiveScorer(CITYSCAPES_NAMES, tolerance_ns=0)
+        evaluator = LiveEvaluator(evaluator_peer.node, scorer, "/segmentation/labels", "/camera/labels")
+        pub = sender.publisher(Image, "/camera/labels", reliable())
+        assert wait_until(lambda: pub.get_subscription_count() == 1, 10)
+        rng = np.random.default_rng(1)
+        truth = fill_image(Image(), rng.integers(0, NUM, (6, 8), dtype=np.uint8), "mono8")
+        colour = fill_image(Image(), rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), "rgb8")
+        pub.publish(serialize_message(truth)[:60])  # CDR cut inside the pixels
+        pub.publish(colour)
+        pub.publish(truth)
+        assert wait_until(lambda: len(evaluator.errors) == 2 and scorer.truth_frames == 1, 10), evaluator.errors
+        assert "Image message of 60 bytes ends inside its field data" in evaluator.errors[0]
+        assert "label images must be mono8" in evaluator.errors[1] and "'rgb8'" in evaluator.errors[1]
+    finally:
+        evaluator_peer.close()
+        sender.close()
 
 
 def test_live_evaluator_without_weights_or_a_node_says_what_to_do():

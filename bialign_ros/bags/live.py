@@ -19,7 +19,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 
 from bialign_ros.bags.live_score import LiveScorer
-from bialign_ros.bags.messages import message_labels, stamp_to_ns
+from bialign_ros.bags.messages import message_labels
+from bialign_ros.codec.cdr_reader import deserialize_image
 from bialign_ros.node_interface import CLASS_TABLE_PARAMS
 
 RELIABILITIES = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
@@ -72,25 +73,27 @@ class LiveEvaluator:
                          durability=DurabilityPolicy.VOLATILE)
         self.labels_topic = node.resolve_topic_name(labels_topic)
         self.gt_topic = node.resolve_topic_name(gt_topic)
-        node.create_subscription(Image, self.labels_topic, self._on_labels, qos)
-        node.create_subscription(Image, self.gt_topic, self._on_truth, qos)
+        # raw: the labels are read from the CDR bytes in place, not copied into Python messages first
+        node.create_subscription(Image, self.labels_topic, self._on_labels, qos, raw=True)
+        node.create_subscription(Image, self.gt_topic, self._on_truth, qos, raw=True)
 
-    def _receive(self, msg: Any, add: Any, what: str) -> None:
+    def _receive(self, cdr: bytes, add: Any, what: str) -> None:
         arrived = time.monotonic()
         with self.lock:
             self.last_arrival = arrived
             try:
-                add(stamp_to_ns(msg.header.stamp), message_labels(msg), arrived)
+                msg = deserialize_image(cdr)
+                add(msg.header.stamp.nanoseconds, message_labels(msg), arrived)
             except ValueError as exc:
                 if len(self.errors) < 10:
                     self.errors.append(f"{what}: {exc}")
                     self.node.get_logger().error(f"ignoring {what} message: {exc}")
 
-    def _on_labels(self, msg: Image) -> None:
-        self._receive(msg, self.scorer.add_labels, f"labels on {self.labels_topic}")
+    def _on_labels(self, cdr: bytes) -> None:
+        self._receive(cdr, self.scorer.add_labels, f"labels on {self.labels_topic}")
 
-    def _on_truth(self, msg: Image) -> None:
-        self._receive(msg, self.scorer.add_truth, f"ground truth on {self.gt_topic}")
+    def _on_truth(self, cdr: bytes) -> None:
+        self._receive(cdr, self.scorer.add_truth, f"ground truth on {self.gt_topic}")
 
     def resolved(self) -> int:
         """Ground-truth frames scored or counted as dropped so far."""
