@@ -164,7 +164,7 @@ class ShuffleHead(nn.Module):
         self.classifier.weight.data.copy_(w)
         self.classifier.bias.data.copy_(src.bias.detach().reshape(classes, ff).t().reshape(-1))
 
-    def _class_planes(self, x: torch.Tensor, confidence: bool) -> tuple[torch.Tensor, None, torch.Tensor | None]:
+    def _class_planes(self, x: torch.Tensor, confidence: bool) -> tuple[torch.Tensor, torch.Tensor | None, None]:
         """Labels (and confidence) of the fast path as PyTorch computes them fastest: the classifier's
         output transposed, one plane of (sub-pixel, pixel) values per class, so that every reduction
         over the classes is an element-wise operation between planes. The innermost-axis reductions of
