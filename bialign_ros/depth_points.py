@@ -11,22 +11,14 @@ registered to (pixel centres at integer coordinates, as in ``CameraInfo.K``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import cv2
 import numpy as np
 
-from bialign_ros.backends.base import physical_cores
 from bialign_ros.camera_geometry import CameraIntrinsics
+from bialign_ros.worker_pool import WorkerPool
 
-A = TypeVar("A")
-T = TypeVar("T")
-
-MAX_WORKERS = 4
-"""Threads that project one depth image at most (the work is memory bound beyond that)."""
 BAND_PIXELS = 1 << 17
 """Pixels per row band: its points (2 MB) stay in a core's cache between laying out and gathering."""
 
@@ -97,11 +89,10 @@ class DepthProjector:
 
     def __init__(self, intrinsics: CameraIntrinsics, workers: int = 0, band_pixels: int = BAND_PIXELS) -> None:
         self.intrinsics = intrinsics
-        self.workers = workers or min(physical_cores(), MAX_WORKERS)
+        self._pool = WorkerPool(workers, "depth_points")
         self.band_pixels = band_pixels
         self._rays_key: tuple[int, int, int] | None = None
         self._rays: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.float32), np.empty(0, np.float32))
-        self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
 
     def _pixel_rays(self, height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,14 +109,6 @@ class DepthProjector:
         if buffer is None or buffer.shape[:2] != shape:
             buffer = self._local.buffer = np.empty((*shape, 4), np.float32)
         return buffer
-
-    def _map(self, work: Callable[[A], T], items: Sequence[A]) -> list[T]:
-        """``work`` on each item, on the worker threads when there is more than one."""
-        if len(items) == 1:
-            return [work(items[0])]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="depth_points")
-        return list(self._pool.map(work, items))
 
     def points(
         self, depth: np.ndarray, encoding: str, labels: np.ndarray, confidence: np.ndarray, stride: int = 1
@@ -191,7 +174,7 @@ class DepthProjector:
             cv2.merge(fields, dst=laid_out)
             np.take(laid_out.reshape(-1).view(POINT_DTYPE), np.flatnonzero(valid[band]), out=target, mode="clip")
 
-        self._map(fill, range(len(bands)))
+        self._pool.map(fill, range(len(bands)))
         return out
 
 

@@ -34,6 +34,7 @@ from bialign_ros.upsample import (
     upsample_edges,
     upsample_labels,
 )
+from bialign_ros.worker_pool import WorkerPool
 
 if TYPE_CHECKING:
     import torch
@@ -168,6 +169,8 @@ class Segmenter:
         self._palette = make_palette(meta.class_colors)
         self._fixed_warned = False
         self._stale_warned = False
+        self.pool = WorkerPool(name="upsample")
+        """Threads that bring outputs computed at another size to the image's (bands of rows)."""
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto",
@@ -350,8 +353,7 @@ class Segmenter:
                 results.append(SegmentationResult(labels=lab, **maps))
         return results
 
-    @staticmethod
-    def _upsampled(part: RunOutputs, network: tuple[int, int], size: tuple[int, int], edges: bool,
+    def _upsampled(self, part: RunOutputs, network: tuple[int, int], size: tuple[int, int], edges: bool,
                    confidence: bool) -> list[SegmentationResult]:
         """The images of a run at the ``network`` size, brought to ``size`` by bilinear upsampling of
         their logits (:mod:`bialign_ros.upsample`)."""
@@ -361,8 +363,8 @@ class Segmenter:
                                          per_image(part.edge_logits, count, *network)):
             logits = NetworkLogits(raw, *network)
             results.append(SegmentationResult(
-                labels=upsample_labels(labels, logits, size),
-                edges=upsample_edges(unshuffle_edge_logits(raw_edge, *network), size) if edges else None,
+                labels=upsample_labels(labels, logits, size, self.pool),
+                edges=upsample_edges(unshuffle_edge_logits(raw_edge, *network), size, self.pool) if edges else None,
                 confidence=upsample_confidence(logits, size) if confidence else None))
         return results
 
@@ -379,4 +381,5 @@ class Segmenter:
     def close(self) -> None:
         """Release the model; on CUDA also return its cached memory to the driver."""
         self.runner.close()
+        self.pool.close()
         self._model = None

@@ -22,6 +22,7 @@ from bialign_ros.upsample import (
     upsample_edges,
     upsample_labels,
 )
+from bialign_ros.worker_pool import WorkerPool
 
 TIE = 1e-4
 """Reference pixels whose two best resized logits are closer than this may go either way (rounding)."""
@@ -77,6 +78,23 @@ def test_labels_are_the_argmax_of_bilinearly_resized_logits(network, size):
     assert (nearest != out).mean() > 0.005
 
 
+@pytest.mark.parametrize("workers", [2, 3, 5])
+@pytest.mark.parametrize("network,size", [((64, 128), (128, 256)), ((45, 77), (90, 154)), ((3, 40), (7, 90))])
+def test_bands_on_worker_threads_give_the_same_labels(workers, network, size):
+    """Bands of network rows mixed on threads (more workers than rows included) write every boundary
+    cell once: the same labels as one band in the caller's thread."""
+    planes = smooth_logits(7, *network, seed=workers)
+    labels = planes.argmax(0).astype(np.uint8)
+    logits = graph_layout(planes)
+    pool = WorkerPool(workers)
+    try:
+        out = upsample_labels(labels, logits, size, pool)
+    finally:
+        pool.close()
+    assert np.array_equal(out, upsample_labels(labels, logits, size))
+    assert_labels_exact(out, planes)
+
+
 @pytest.mark.parametrize("network", [(64, 128), (62, 126)], ids=["blocks", "planes"])
 def test_cells_with_any_number_of_contending_classes(network):
     """19 nearly tied classes: cells with 2, 3-4 and more contenders (each mixed its own way) are all exact,
@@ -113,6 +131,11 @@ def test_edges_and_confidence_are_those_of_the_resized_logits():
     expected = torch.sigmoid(F.interpolate(torch.from_numpy(edge_logit)[None, None], size=size, mode="bilinear",
                                            align_corners=False))[0, 0].numpy()
     assert np.abs(upsample_edges(edge_logit, size) - expected).max() < 1e-5
+    pool = WorkerPool(3)  # bands of rows on threads, one of them shorter
+    try:
+        assert np.array_equal(upsample_edges(edge_logit, (121, 200), pool), upsample_edges(edge_logit, (121, 200)))
+    finally:
+        pool.close()
     blocks = as_blocks(edge_logit[None])
     assert np.array_equal(unshuffle_edge_logits(blocks, 48, 80), edge_logit)
 

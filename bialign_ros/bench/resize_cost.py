@@ -41,8 +41,8 @@ def measure_resize_cost(seg: Segmenter, image: np.ndarray, iters: int, warmup: i
     logits = NetworkLogits(raw, nh, nw)
 
     def exact() -> None:
-        upsample_labels(labels, logits, (height, width))
-        upsample_edges(unshuffle_edge_logits(raw_edge, nh, nw), (height, width))
+        upsample_labels(labels, logits, (height, width), seg.pool)
+        upsample_edges(unshuffle_edge_logits(raw_edge, nh, nw), (height, width), seg.pool)
 
     def nearest() -> None:
         cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
