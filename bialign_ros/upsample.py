@@ -15,7 +15,6 @@ to a label boundary) have their logits mixed here; the others take their neighbo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
@@ -166,7 +165,6 @@ def upsample_labels(labels: np.ndarray, logits: NetworkLogits, size: tuple[int, 
 def _mix_cells(out: np.ndarray, logits: NetworkLogits, ay: AxisWeights, ax: AxisWeights, cells: np.ndarray) -> None:
     """Writes into ``out`` the mixed labels of the boundary ``cells`` (flat network pixel indices; see
     :func:`upsample_labels`)."""
-    out_w = out.shape[1]
     ci, cj = np.divmod(cells, logits.width)  # flatnonzero and divmod: several times faster than a 2-D nonzero
     rows, cols = np.diff(ay.start)[ci], np.diff(ax.start)[cj]
     keep = (rows > 0) & (cols > 0)
@@ -188,46 +186,51 @@ def _mix_cells(out: np.ndarray, logits: NetworkLogits, ay: AxisWeights, ax: Axis
     contenders = high >= best_low[:, None]
     n = contenders.view(np.uint8).sum(1, dtype=np.uint8)
     # Classes to mix per cell: the two of a pair (the sign of l_b - l_a decides, argmax taking a on a
-    # tie), up to FEW contenders (cells of each count together), or every class (rare).
-    for group, classes in _contender_groups(contenders, n):
+    # tie), up to FEW contenders, or every class (rare). The output pixels of a cell form a rectangle
+    # (rows start[i] + 0..R-1, columns likewise): cells are sorted by how many classes they mix and by
+    # their rectangle's shape, so that each kind is one slice, mixed together by broadcasting.
+    tall, wide = int(rows.max()) + 1, int(cols.max()) + 1
+    kinds = tall * wide
+    key = (np.minimum(n, FEW + 1).astype(np.int64) - 2) * kinds + rows * wide + cols
+    order = np.argsort(key, kind="stable")
+    key, ci, cj = key[order], ci[order], cj[order]
+    bounds = np.flatnonzero(np.diff(key)).tolist()
+    group = None
+    for s, e in zip([0, *(b + 1 for b in bounds)], [*(b + 1 for b in bounds), key.size]):
+        g, shape = divmod(int(key[s]), kinds)
+        if g < 0:  # a single contender: never on a boundary (both corner winners contend)
+            continue
+        if g != group:  # the first kind of a group: its cells' classes and corner values
+            group, first = g, s
+            last = int(np.searchsorted(key, (g + 1) * kinds))
+            vals, classes = _group_values(at, contenders, order[s:last], g + 2 if g + 2 <= FEW else None)
+        r, c = divmod(shape, wide)
+        ys = ay.start[ci[s:e], None] + np.arange(r)  # cells x R
+        xs = ax.start[cj[s:e], None] + np.arange(c)  # cells x C
+        v = vals[:, s - first : e - first, None, None, :]  # 4 x cells x 1 x 1 x width
+        mixed = _mix(v, ay.frac[ys][:, :, None, None], ax.frac[xs][:, None, :, None])  # cells x R x C x width
         if classes is None:
-            vals = np.stack([v[group] for v in at])  # 4 x cells x classes
+            won = mixed.argmax(-1)
         else:
-            picks = np.flatnonzero(group)[:, None] * logits.classes + classes
-            vals = np.stack([v.reshape(-1).take(picks) for v in at])  # 4 x cells x width
+            cand = classes[s - first : e - first, None, None, :]
             if classes.shape[1] == 2:
-                vals = vals[..., 1:] - vals[..., :1]
-        # The output pixels of a cell form a rectangle (rows start[i] + 0..R-1, columns likewise): cells
-        # of one shape are mixed together, by broadcasting.
-        g_ci, g_cj, g_rows, g_cols = ci[group], cj[group], rows[group], cols[group]
-        kind = g_rows * (out_w + 1) + g_cols
-        for key in np.unique(kind).tolist():
-            r, c = divmod(key, out_w + 1)
-            shape = kind == key
-            ys = ay.start[g_ci[shape], None] + np.arange(r)  # cells x R
-            xs = ax.start[g_cj[shape], None] + np.arange(c)  # cells x C
-            v = vals[:, shape, None, None, :]  # 4 x cells x 1 x 1 x width
-            mixed = _mix(v, ay.frac[ys][:, :, None, None], ax.frac[xs][:, None, :, None])  # cells x R x C x width
-            if classes is None:
-                won = mixed.argmax(-1)
-            elif classes.shape[1] == 2:
-                pair = classes[shape][:, None, None, :]
-                won = np.where(mixed[..., 0] > 0, pair[..., 1], pair[..., 0])
+                won = np.where(mixed[..., 0] > 0, cand[..., 1], cand[..., 0])
             else:
-                won = np.take_along_axis(classes[shape][:, None, None, :], mixed.argmax(-1)[..., None], -1)[..., 0]
-            out[ys[:, :, None], xs[:, None, :]] = won
+                won = np.take_along_axis(cand, mixed.argmax(-1)[..., None], -1)[..., 0]
+        out[ys[:, :, None], xs[:, None, :]] = won
 
 
-def _contender_groups(contenders: np.ndarray, n: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(cells, their contending classes: cells x width in class order, or None for every class) for the
-    cells of two, of each count up to :data:`FEW`, and of more contenders."""
-    for width in range(2, FEW + 1):
-        group = n == width
-        if group.any():  # each row holds ``width`` contenders: flatnonzero lists them row by row, in class order
-            yield group, (np.flatnonzero(contenders[group]) % contenders.shape[1]).reshape(-1, width)
-    group = n > FEW
-    if group.any():
-        yield group, None
+def _group_values(at: list[np.ndarray], contenders: np.ndarray, cells: np.ndarray,
+                  width: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(corner values, classes) of ``cells`` (indices into ``at``'s rows) that mix ``width`` contending
+    classes each, or every class (``width`` None): values 4 x cells x width (for a pair, one: the
+    second class's logit minus the first's), classes cells x width in class order (None for every class)."""
+    if width is None:
+        return np.stack([v.take(cells, axis=0) for v in at]), None
+    classes = (np.flatnonzero(contenders[cells]) % contenders.shape[1]).reshape(-1, width)
+    picks = cells[:, None] * contenders.shape[1] + classes
+    vals = np.stack([v.reshape(-1).take(picks) for v in at])
+    return (vals[..., 1:] - vals[..., :1] if width == 2 else vals), classes
 
 
 def _mix(corners: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
