@@ -1,7 +1,8 @@
 # Benchmarks: every backend and precision side by side in one run (bialign_benchmark --configs).
 #   make bench   measures the machine's convolution peaks, exports and quantises the trained demo
 #                weights (cached in $(BENCH_DIR)), then times the bare model, the Segmenter and the
-#                node at each size; writes docs/benchmarks.md and docs/benchmarks_fps.png, and (bench-outputs)
+#                node at each size; writes docs/benchmarks.md (beside the previous run's figures, when
+#                $(BENCH_DIR) holds one) and docs/benchmarks_fps.png, and (bench-outputs)
 #                docs/benchmarks_outputs.md and docs/benchmarks_outputs_torch.md.
 # BENCH_WEIGHTS=your.pt benchmarks your own checkpoint; the default (make bench-weights: the demo
 # weights fine-tuned for full-resolution input) is trained on first use.
@@ -32,7 +33,12 @@ bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(BENCH_WEIGHTS) --height 512 --width 1024 \
 		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown docs/benchmarks_outputs_torch.md
 
+# The previous run's record, when there is one, is kept as benchmarks.previous.json and its figures
+# are set beside the new ones in docs/benchmarks.md (how far they move between runs).
 bench: bench-outputs $(BENCH_WEIGHTS) | $(STAMP)
+	previous=; if [ -f $(BENCH_DIR)/benchmarks.json ]; then \
+		cp $(BENCH_DIR)/benchmarks.json $(BENCH_DIR)/benchmarks.previous.json; \
+		previous="--previous $(BENCH_DIR)/benchmarks.previous.json"; fi; \
 	$(PY) -m bialign_ros.cli.benchmark --weights $(BENCH_WEIGHTS) --configs $(BENCH_CONFIGS) \
 		--sizes $(BENCH_SIZES) $(BENCH_FLAGS) --work-dir $(BENCH_DIR) --json $(BENCH_DIR)/benchmarks.json \
-		--markdown docs/benchmarks.md --plot docs/benchmarks_fps.png
+		--markdown docs/benchmarks.md --plot docs/benchmarks_fps.png $$previous

@@ -19,7 +19,7 @@ from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import markdown_report
 from bialign_ros.bench.resize_cost import measure_resize_cost
-from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options
+from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options, previous_run
 from bialign_ros.cli.benchmark import count_arg, parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
@@ -213,6 +213,31 @@ def test_suite_writes_report_and_plot(suite):
     assert "5 timed calls after 1 untimed ones, fewer for a slow configuration" in text
     assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown_report(record) == text
+
+
+def test_report_sets_a_previous_run_beside_this_one(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    assert "## Against the previous run" not in markdown_report(record)
+    record["previous"] = previous_run(suite / "suite.json")
+    earlier = record["previous"]["results"][0]
+    earlier["segmenter"]["fps"] = record["results"][0]["segmenter"]["fps"] / 1.25
+    text = markdown_report(record)
+    assert "## Against the previous run" in text and "on the same machine" in text
+    (first, new), (second, same) = ((r["config"], r["segmenter"]["fps"]) for r in record["results"][:2])
+    assert f"| {first} | 64x96 | {new:.2f} / {earlier['segmenter']['fps']:.2f} | +25 % |" in text
+    assert f"| {second} | 64x96 | {same:.2f} / {same:.2f} | +0 % |" in text
+    record["previous"]["hardware"] = {**record["hardware"], "cpu": "Another CPU"}
+    assert "on another machine (Another CPU)" in markdown_report(record)
+
+
+def test_a_previous_run_that_is_no_suite_record_is_refused_before_measuring(untrained_weights, tmp_path):
+    (tmp_path / "other.json").write_text(json.dumps({"model": {}}))
+    for path in (tmp_path / "missing.json", tmp_path / "other.json"):
+        start = time.monotonic()
+        proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "--work-dir", tmp_path,
+                      "--previous", path, timeout=300)
+        assert proc.returncode == 2 and f"--previous {path}: not a suite record" in proc.stderr, proc.stderr
+        assert time.monotonic() - start < 60  # no configuration measured first
 
 
 def test_unknown_configuration_is_an_error(untrained_weights, tmp_path):

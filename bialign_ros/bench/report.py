@@ -102,6 +102,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
                 f"{_fmt(n.get('latency_p50_ms'), '.0f')} |")
         lines.append("")
     lines += targets_section(suite)
+    lines += previous_section(suite)
     lines += cameras_section(suite)
     if suite["unavailable"]:
         lines += ["## Not measured here", ""]
@@ -193,6 +194,33 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
               "same way, not in this run): the fastest published models of similar accuracy run in int8 "
               "at about 8.9 FPS and 7.0 FPS at 512x1024, for the network alone.", ""]
     return lines
+
+
+def previous_section(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines: this run's Segmenter and node figures beside those of the previous run the suite
+    record carries (``previous``, from ``--previous``), per configuration and size; none without one."""
+    prev = suite.get("previous")
+    if not prev:
+        return []
+    same = {k: prev["hardware"].get(k) for k in ("cpu", "cpu_features")} == {
+        k: suite["hardware"].get(k) for k in ("cpu", "cpu_features")}
+    where = "on the same machine" if same else f"on another machine ({prev['hardware'].get('cpu')})"
+    earlier = {(r["config"], r["height"], r["width"]): r for r in prev["results"]}
+    lines = ["## Against the previous run", "",
+             f"The same figures from the previous run of the suite (generated on {prev['started']}, {where}): "
+             "how far they move between two runs; *change* is this run's Segmenter rate over the previous one's.", "",
+             "| configuration | size | Segmenter FPS (this / previous) | change | node / Segmenter (this / previous) |",
+             "|---|---|---|---|---|"]
+    for r in suite["results"]:
+        old = earlier.get((r["config"], r["height"], r["width"]))
+        if old is None:
+            continue
+        fps, old_fps = r["segmenter"]["fps"], (old.get("segmenter") or {}).get("fps")
+        change = f"{100 * (fps / old_fps - 1):+.0f} %" if old_fps else "–"
+        ratio, old_ratio = ((n or {}).get("ratio_to_segmenter") for n in (r.get("node"), old.get("node")))
+        lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {fps:.2f} / {_fmt(old_fps, '.2f')} | {change} "
+                     f"| {_fmt(ratio, '.2f')} / {_fmt(old_ratio, '.2f')} |")
+    return [*lines, ""]
 
 
 def _met(value: float | None, target: float) -> str:

@@ -8,6 +8,7 @@ synthetic frames; with the node, also several cameras in one node with the best 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -119,6 +120,19 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
         node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
         node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs,
         node_slices=opts.node_slices)
+
+
+def previous_run(path: Path) -> dict[str, Any]:
+    """The figures of an earlier suite record (``--json`` of another run) that a report sets beside its
+    own: when and where it ran, and per configuration and size the Segmenter's rate and the node's.
+    ValueError names a file that is missing or not such a record."""
+    try:
+        record = json.loads(Path(path).read_text())
+        kept = ("config", "height", "width", "segmenter", "node")
+        results = [{k: r.get(k) for k in kept} for r in record["results"]]
+        return {"path": str(path), "started": record["started"], "hardware": record["hardware"], "results": results}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"--previous {path}: not a suite record of bialign_benchmark --configs ({exc})") from exc
 
 
 def best_result(suite: dict[str, Any], height: int, width: int) -> dict[str, Any] | None:

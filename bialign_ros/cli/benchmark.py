@@ -31,7 +31,7 @@ from bialign_ros.bench.measure import MeasureOptions, measure_configuration
 from bialign_ros.bench.node_command import SUBSCRIBABLE, outputs_arg
 from bialign_ros.bench.output_costs import OutputCostOptions, measure_output_costs, output_costs_markdown
 from bialign_ros.bench.report import markdown_report, plot_fps, print_record
-from bialign_ros.bench.suite import SuiteOptions, run_suite
+from bialign_ros.bench.suite import SuiteOptions, previous_run, run_suite
 from bialign_ros.checkpoint import CheckpointError
 from bialign_ros.export import ExportError
 from bialign_ros.model import ARCHITECTURES
@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--json", type=Path, default=None, help="write the suite record here")
     suite.add_argument("--markdown", type=Path, default=None, help="write the Markdown report here")
     suite.add_argument("--plot", type=Path, default=None, help="write the FPS plot (PNG) here")
+    suite.add_argument("--previous", type=Path, default=None, metavar="JSON",
+                       help="the --json record of an earlier run: the report sets its figures beside this run's "
+                            "(how far they move between runs)")
     return p
 
 
@@ -144,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                 return _output_costs(_options(OutputCostOptions, args, weights=str(weights),
                                               node_seconds=args.node_seconds), args)
             if args.configs:
+                previous = previous_run(args.previous) if args.previous else None  # read before a long run
                 suite = run_suite(_options(SuiteOptions, args, sizes=args.sizes or [(args.height, args.width)],
                                            work_dir=args.work_dir), weights)
+                if previous:
+                    suite["previous"] = previous
             else:
                 record = measure_configuration(_options(MeasureOptions, args, weights=str(weights)))
         except (CheckpointError, ExportError, ValueError, BackendUnavailable) as exc:
