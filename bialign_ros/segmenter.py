@@ -365,7 +365,7 @@ class Segmenter:
             results.append(SegmentationResult(
                 labels=upsample_labels(labels, logits, size, self.pool),
                 edges=upsample_edges(unshuffle_edge_logits(raw_edge, *network), size, self.pool) if edges else None,
-                confidence=upsample_confidence(logits, size) if confidence else None))
+                confidence=upsample_confidence(logits, size, self.pool) if confidence else None))
         return results
 
     __call__ = segment

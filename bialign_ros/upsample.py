@@ -99,13 +99,18 @@ class NetworkLogits:
             return np.ascontiguousarray(self._planes.reshape(self.classes, -1)[:, sites].T, dtype=np.float32)
         return self._rows.take(sites, axis=0).astype(np.float32, copy=False)
 
+    def plane_rows(self, start: int, stop: int) -> np.ndarray:
+        """Network rows start to stop - 1 of every class as float32 classes x rows x w."""
+        if self._planes is not None:
+            return self._planes[:, start:stop].astype(np.float32, copy=False)
+        f, hb, wb = HEAD_FACTOR, self.height // HEAD_FACTOR, self.width // HEAD_FACTOR
+        ys = np.arange(start, stop)
+        b = self._rows.reshape(hb, wb, f, f, self.classes)[ys // f, :, ys % f]  # rows x w/8 x 8 x classes
+        return np.ascontiguousarray(b.transpose(3, 0, 1, 2), dtype=np.float32).reshape(self.classes, stop - start, -1)
+
     def planes(self) -> np.ndarray:
         """All logits as float32 classes x h x w."""
-        if self._planes is not None:
-            return self._planes.astype(np.float32, copy=False)
-        f, hb, wb = HEAD_FACTOR, self.height // HEAD_FACTOR, self.width // HEAD_FACTOR
-        b = self._rows.reshape(hb, wb, f, f, self.classes).astype(np.float32, copy=False)
-        return np.ascontiguousarray(b.transpose(4, 0, 2, 1, 3)).reshape(self.classes, hb * f, wb * f)
+        return self.plane_rows(0, self.height)
 
 
 @lru_cache(maxsize=32)
@@ -261,12 +266,36 @@ def _sigmoid_of_negated(band: np.ndarray) -> None:
     np.reciprocal(band, out=band)
 
 
-def upsample_confidence(logits: NetworkLogits, size: tuple[int, int]) -> np.ndarray:
-    """H x W float32: the largest softmax probability of the logits resized bilinearly to ``size``."""
-    planes = np.stack([resize_bilinear(p, size) for p in logits.planes()])
-    planes -= planes.max(0, keepdims=True)
-    _exp(planes)
-    return np.reciprocal(planes.sum(0))
+CONFIDENCE_BAND_BYTES = 1 << 22
+"""Resized logits of every class held at once for one band of output rows (the band stays in cache)."""
+
+
+def upsample_confidence(logits: NetworkLogits, size: tuple[int, int], pool: WorkerPool | None = None) -> np.ndarray:
+    """H x W float32: the largest softmax probability of the logits resized bilinearly to ``size``.
+
+    Computed in bands of output rows (with a ``pool``, on its threads): each band's rows are mixed
+    from their two network rows, then resized along the rows only, then reduced over the classes.
+    """
+    (out_h, out_w), classes = size, logits.classes
+    ay = axis_weights(logits.height, out_h)
+    out = np.empty(size, np.float32)
+    rows = max(1, CONFIDENCE_BAND_BYTES // (4 * classes * out_w))
+
+    def band(start: int) -> None:
+        take = slice(start, min(start + rows, out_h))
+        first = int(ay.lo[start])
+        planes = logits.plane_rows(first, int(ay.hi[take.stop - 1]) + 1)  # the network rows the band mixes
+        top = planes[:, ay.lo[take] - first]
+        mixed = top + ay.frac[take, None] * (planes[:, ay.hi[take] - first] - top)  # classes x r x w
+        r = mixed.shape[1]
+        wide = cv2.resize(mixed.reshape(classes * r, -1), (out_w, classes * r),
+                          interpolation=cv2.INTER_LINEAR).reshape(classes, r, out_w)
+        wide -= wide.max(0)
+        _exp(wide)
+        np.reciprocal(wide.sum(0), out=out[take])
+
+    (pool or WorkerPool(1)).map(band, range(0, out_h, rows))
+    return out
 
 
 def _exp(a: np.ndarray) -> None:

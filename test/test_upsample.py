@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from bialign_ros import upsample
 from bialign_ros.backends.contract import HEAD_FACTOR
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
@@ -86,11 +89,8 @@ def test_bands_on_worker_threads_give_the_same_labels(workers, network, size):
     planes = smooth_logits(7, *network, seed=workers)
     labels = planes.argmax(0).astype(np.uint8)
     logits = graph_layout(planes)
-    pool = WorkerPool(workers)
-    try:
+    with closing(WorkerPool(workers)) as pool:
         out = upsample_labels(labels, logits, size, pool)
-    finally:
-        pool.close()
     assert np.array_equal(out, upsample_labels(labels, logits, size))
     assert_labels_exact(out, planes)
 
@@ -122,20 +122,25 @@ def test_a_third_class_can_win_between_two_labels():
     assert_labels_exact(out, planes)
 
 
-def test_edges_and_confidence_are_those_of_the_resized_logits():
+def test_edges_and_confidence_are_those_of_the_resized_logits(monkeypatch):
     planes = smooth_logits(5, 48, 80, seed=4)
     size = (120, 200)
     _, conf, _ = reference(planes, size)
     assert np.abs(upsample_confidence(graph_layout(planes), size) - conf).max() < 1e-5
+    # Bands of 7 output rows (the last one shorter), on threads and not.
+    monkeypatch.setattr(upsample, "CONFIDENCE_BAND_BYTES", 4 * 5 * 200 * 7)
+    with closing(WorkerPool(3)) as pool:
+        banded = upsample_confidence(graph_layout(planes), size, pool)
+    assert np.abs(banded - conf).max() < 1e-5
+    assert np.array_equal(banded, upsample_confidence(graph_layout(planes), size))
+    odd = smooth_logits(5, 45, 77, seed=5)  # the graph's planes layout, not its blocks
+    assert np.abs(upsample_confidence(graph_layout(odd), size) - reference(odd, size)[1]).max() < 1e-5
     edge_logit = planes[0] * 2
     expected = torch.sigmoid(F.interpolate(torch.from_numpy(edge_logit)[None, None], size=size, mode="bilinear",
                                            align_corners=False))[0, 0].numpy()
     assert np.abs(upsample_edges(edge_logit, size) - expected).max() < 1e-5
-    pool = WorkerPool(3)  # bands of rows on threads, one of them shorter
-    try:
+    with closing(WorkerPool(3)) as pool:  # bands of rows on threads, one of them shorter
         assert np.array_equal(upsample_edges(edge_logit, (121, 200), pool), upsample_edges(edge_logit, (121, 200)))
-    finally:
-        pool.close()
     blocks = as_blocks(edge_logit[None])
     assert np.array_equal(unshuffle_edge_logits(blocks, 48, 80), edge_logit)
 
