@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import bialign_ros.backends.graph as graph_module
 from bialign_ros.backends.base import BackendUnavailable, backend_for_file, physical_cores
 from bialign_ros.backends.graph import (
     InferenceGraph,
@@ -138,8 +139,11 @@ def test_argmax_before_shuffle_equals_argmax_after():
         ShuffleHead(model.conv_out, 5, "logits")
 
 
+@pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("bf16", [False, True])
-def test_class_planes_give_the_exported_heads_labels_ties_included(bf16):
+def test_class_planes_give_the_exported_heads_labels_ties_included(bf16, blocks, monkeypatch):
+    if blocks:  # 7 classes x 64 sub-pixels x 4 bytes: 25 of the 108 pixels a block in fp32, 50 in bf16
+        monkeypatch.setattr(graph_module, "PLANE_BLOCK_BYTES", 25 * 7 * 64 * 4)
     torch.manual_seed(1)
     model = build_model("bialign_dfnet1", num_classes=7, aux=False).eval()
     out, ff = model.conv_out.conv_out, model.conv_out.up.upscale_factor ** 2
