@@ -281,6 +281,18 @@ def test_flow_warp_under_autocast_samples_the_float32_positions(dtype):
     assert torch.equal(out, reference)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_flow_warp_keeps_channels_last_memory(dtype):
+    """Channels-last features come back channels-last (the convolutions after the warp read them so),
+    with the values of the warp of the same features in N x C x H x W memory."""
+    x = seeded_input((1, 8, 16, 24), seed=5).to(dtype)
+    flow = seeded_input((1, 2, 16, 24), seed=6) * 3
+    out = flow_warp(x.contiguous(memory_format=torch.channels_last), flow)
+    assert out.dtype == dtype and out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert torch.equal(out, flow_warp(x, flow))
+    assert flow_warp(x, flow).is_contiguous()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_flow_warp_under_cuda_autocast_samples_the_float32_positions():
     x = seeded_input((1, 8, 128, 256), seed=3).cuda().half()
