@@ -70,6 +70,28 @@ def test_graph_equals_model(model_and_meta, space_to_depth, size):
     np.testing.assert_allclose(conf.numpy(), ref_conf, atol=1e-5)
 
 
+@pytest.mark.parametrize("space_to_depth", [True, False])
+@pytest.mark.parametrize("size", [(64, 96), (75, 131)])
+def test_network_input_under_autocast_is_the_float32_input_rounded_once(model_and_meta, space_to_depth, size):
+    """The convolutions under autocast read the same bf16 values as when they round the float32 input
+    themselves; so the graph's outputs are the same too."""
+    model, meta = model_and_meta
+    graph = InferenceGraph(model, meta, space_to_depth=space_to_depth).eval()
+    images = torch.from_numpy(_images(1, *size, seed=4))
+    with torch.no_grad():
+        reference = graph.network_input(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = graph.network_input(images)
+            labels, edges, _ = graph(images)
+            convolved = graph.backbone.stage1(rounded)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = graph.backbone.stage1(reference)
+    assert reference.dtype == torch.float32 and rounded.dtype == torch.bfloat16
+    assert torch.equal(rounded, reference.to(torch.bfloat16))
+    assert torch.equal(convolved, expected)
+    assert labels.shape == edges.shape == (1, *size)
+
+
 def test_graph_folds_bgr_channel_order(model_and_meta):
     model, _ = model_and_meta
     meta = ModelMeta(channel_order="bgr", mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))

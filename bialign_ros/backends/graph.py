@@ -308,19 +308,24 @@ class InferenceGraph(nn.Module):
         """uint8 N x H x W x 3 -> what the first convolutions read, mean subtracted: N x 3 x H x W, or
         with ``space_to_depth`` N x 12 x ceil(H/2) x ceil(W/2) (channels: row offset, column offset,
         colour). Both are channels-last views, the memory layout CPU back ends convolve in, so an
-        export needs no transpose besides the one space-to-depth copy.
+        export needs no transpose besides the one space-to-depth copy. Under autocast the result has
+        the autocast dtype.
         """
         dtype = next(self.parameters()).dtype
         mean = self.mean.to(dtype)
         n, h, w, _ = images.shape
         if not self.space_to_depth:
-            return images.permute(0, 3, 1, 2).to(dtype) - mean
-        if h % 2 or w % 2:
+            x = images.permute(0, 3, 1, 2).to(dtype) - mean
+        elif h % 2 or w % 2:
             # Odd sizes: zero padding after normalisation is the convolutions' own padding.
-            padded = F.pad(images.to(dtype) - mean.view(1, 1, 1, 3), (0, 0, 0, w % 2, 0, h % 2))
-            return _space_to_depth(padded)
-        # Even sizes: rearranged while still uint8 (a quarter of the bytes), then normalised.
-        return _space_to_depth(images).to(dtype) - mean.repeat(1, 4, 1, 1)
+            x = _space_to_depth(F.pad(images.to(dtype) - mean.view(1, 1, 1, 3), (0, 0, 0, w % 2, 0, h % 2)))
+        else:  # even sizes: rearranged while still uint8 (a quarter of the bytes), then normalised
+            x = _space_to_depth(images).to(dtype) - mean.repeat(1, 4, 1, 1)
+        if torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32:
+            # Rounded once here, as autocast rounds it for each convolution: the same values, and the
+            # convolutions' zero padding and reads move half the bytes
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        return x
 
     def forward(self, images: torch.Tensor, confidence: bool = True,
                 logits: bool | None = None) -> tuple[torch.Tensor | None, ...]:
