@@ -120,8 +120,10 @@ class BatchPipeline(Generic[T]):
         """The steps of the batch in the second stage, until they have all run."""
         self._stopping = False
         self._order = 0
-        self._threads = (threading.Thread(target=self._run, name=name, daemon=True),
-                         threading.Thread(target=self._run_steps, name=f"{name}-steps", daemon=True))
+        self.thread_names = (name, f"{name}-steps")
+        """The names of the worker thread and of the second stage's thread."""
+        self._threads = (threading.Thread(target=self._run, name=self.thread_names[0], daemon=True),
+                         threading.Thread(target=self._run_steps, name=self.thread_names[1], daemon=True))
 
     def start(self) -> BatchPipeline[T]:
         """Start the worker threads; returns ``self``."""

@@ -7,17 +7,19 @@ thresholds of a report live in the pure-Python :mod:`bialign_ros.node_report`.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from bialign_ros.batch_pipeline import PipelineStats
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, diagnostic_name
-from bialign_ros.node_report import NodeReport
+from bialign_ros.node_report import THREAD_GROUPS, NodeReport, thread_group
 from bialign_ros.outputs import OPTIONAL_OUTPUTS
 from bialign_ros.qos import describe_qos, image_qos, policy_name, publisher_requirement
-from bialign_ros.rate_stats import CpuMeter, StreamStats
+from bialign_ros.rate_stats import CpuMeter, StreamStats, ThreadCpuMeter
 
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -36,6 +38,7 @@ class DiagnosticsMixin:
     def _reset_stats(self) -> None:
         self._stats = StreamStats()
         self._cpu = CpuMeter()
+        self._thread_cpu = ThreadCpuMeter()
         for cam in self.cameras:
             cam.stats = StreamStats()
             cam.subscription_qos = ""
@@ -79,16 +82,25 @@ class DiagnosticsMixin:
         now = time.monotonic()
         pipeline = self._pipeline
         cpu = self._cpu.percent()
+        by_group = self._thread_cpu.percent(self._thread_group())  # empty where /proc has no threads
+        threads = tuple((group, by_group.get(group, 0.0)) for group in THREAD_GROUPS) if by_group else ()
         if not self.config.cameras:
             cam = self.cameras[0]
             return self._report(self._stats, pipeline.stats() if pipeline else None, now,
-                                input_topic=cam.input_topic, subscription_qos=cam.subscription_qos, cpu_percent=cpu)
+                                input_topic=cam.input_topic, subscription_qos=cam.subscription_qos, cpu_percent=cpu,
+                                cpu_threads=threads)
         reports = self.camera_reports() if camera_reports is None else camera_reports
         silent = tuple(r.camera for r in reports if r.silent)
         qos = "; ".join(f"{c.name}: {c.subscription_qos}" for c in self.cameras)
         return self._report(self._stats, pipeline.stats() if pipeline else None, now,
                             input_topic=self.input_topic, subscription_qos=qos, cameras=self.config.cameras,
-                            silent_cameras=silent, cpu_percent=cpu)
+                            silent_cameras=silent, cpu_percent=cpu, cpu_threads=threads)
+
+    def _thread_group(self) -> Callable[[int, str], str]:
+        """:func:`thread_group` for the node's threads as they are now."""
+        python = {t.native_id: t.name for t in threading.enumerate()}
+        pipeline = self._pipeline.thread_names if self._pipeline else ()
+        return lambda tid, name: thread_group(python.get(tid), name, pipeline)
 
     def _status(self, report: NodeReport) -> DiagnosticStatus:
         level, message = report.level()

@@ -8,10 +8,33 @@ several cameras reports once for the node and once per camera, each with this cl
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 OK, WARN, ERROR = 0, 1, 2
 """Levels, equal to ``diagnostic_msgs/DiagnosticStatus`` OK, WARN and ERROR."""
+
+
+THREAD_GROUPS = ("inference", "model_pool", "publishing", "executor", "middleware", "helpers")
+"""The groups of the node's threads whose CPU the node reports (``cpu_<group>_percent``): the thread that
+decodes frames and runs the model; native threads other than the middleware's (the model's intra-op
+pool: ONNX Runtime's or PyTorch's OpenMP workers); the thread that renders and publishes the outputs;
+the executor (subscription callbacks, timers, services); Fast DDS's own threads; the Python worker
+threads of the exact upsampling and the depth projector."""
+
+
+def thread_group(python_name: str | None, kernel_name: str, pipeline: tuple[str, ...]) -> str:
+    """The :data:`THREAD_GROUPS` entry of a thread of the node from its Python name (None: a thread not
+    started by Python), its kernel name and the pipeline's thread names (worker, second stage)."""
+    if python_name is None:
+        return "middleware" if kernel_name.startswith("dds.") else "model_pool"
+    if python_name == threading.main_thread().name:
+        return "executor"
+    if pipeline and python_name == pipeline[0]:
+        return "inference"
+    if len(pipeline) > 1 and python_name == pipeline[1]:
+        return "publishing"
+    return "helpers"
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,9 @@ class NodeReport:
     cpu_percent: float = float("nan")
     """CPU time of the node's process since its previous report per second, in % of one core (200:
     two cores busy); in the node's report only."""
+    cpu_threads: tuple[tuple[str, float], ...] = ()
+    """(group, CPU %) of the node's threads by group (:data:`THREAD_GROUPS`), over the same second; in the
+    node's report only, on Linux."""
 
     @property
     def silent(self) -> bool:
@@ -108,7 +134,8 @@ class NodeReport:
             ("processing_mean_ms", _ms(self.processing_mean_ms)),
             ("publishing_mean_ms", _ms(self.publishing_mean_ms)),
             *((f"rendered_{name}", str(count)) for name, count in self.outputs_rendered),
-            *([] if self.camera else [("cpu_percent", _ms(self.cpu_percent))]),
+            *([] if self.camera else [("cpu_percent", _ms(self.cpu_percent)),
+                                      *((f"cpu_{group}_percent", _ms(cpu)) for group, cpu in self.cpu_threads)]),
             ("device", self.device),
             ("precision", self.precision),
             ("backend", self.backend),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +71,53 @@ class CpuMeter:
         wall, cpu = now - self._last[0], used - self._last[1]
         self._last = (now, used)
         return 100.0 * cpu / wall if wall > 0 else float("nan")
+
+
+def thread_cpu_seconds(task_dir: str | Path = "/proc/self/task") -> dict[int, tuple[str, float]]:
+    """Thread id -> (kernel name, user + system CPU seconds) of every thread of a process, read from
+    Linux's ``/proc/<pid>/task``; empty where there is no such directory. Threads that end while
+    it is read are left out."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found: dict[int, tuple[str, float]] = {}
+    try:
+        tasks = list(Path(task_dir).iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        # "tid (name) state ...": the name may hold spaces and parentheses, the fields after it not
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)  # utime, stime
+    return found
+
+
+class ThreadCpuMeter:
+    """CPU time per group of this process's threads per second of wall time between two readings, in %
+    of one core (Linux; no groups elsewhere): where a process's cores go. A thread that ended since
+    the previous reading is left out of the next."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 read: Callable[[], dict[int, tuple[str, float]]] = thread_cpu_seconds) -> None:
+        self._clock, self._read = clock, read
+        self._last = (clock(), read())
+
+    def percent(self, group: Callable[[int, str], str]) -> dict[str, float]:
+        """CPU % of each group since the previous reading (or since creation), by group name; empty
+        when no wall time has passed. ``group(tid, name)`` names a thread's group from its id and
+        kernel name."""
+        now, threads = self._clock(), self._read()
+        (then, before), self._last = self._last, (now, threads)
+        if now <= then:
+            return {}
+        used: dict[str, float] = {}
+        for tid, (name, seconds) in threads.items():
+            key = group(tid, name)
+            used[key] = used.get(key, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+        return {key: 100.0 * used[key] / (now - then) for key in sorted(used)}
 
 
 class LatencyStats:

@@ -17,7 +17,7 @@ from bialign_ros.bench.configs import CONFIGS, select_configs
 from bialign_ros.bench.measure import MIN_SLICE_FRAMES, MeasureOptions, node_ratio, node_seconds, node_spec
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.output_costs import output_costs_markdown
-from bialign_ros.bench.report import markdown_report
+from bialign_ros.bench.report import cpu_breakdown, markdown_report
 from bialign_ros.bench.resize_cost import measure_resize_cost
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options, previous_run
 from bialign_ros.cli.benchmark import count_arg, parse_size
@@ -213,6 +213,25 @@ def test_suite_writes_report_and_plot(suite):
     assert "5 timed calls after 1 untimed ones, fewer for a slow configuration" in text
     assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown_report(record) == text
+
+
+def test_report_says_where_the_cores_went_in_the_node_runs(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    assert "## Where the cores went" not in markdown_report(record)  # this suite ran no node
+    record["hardware"]["cores"] = 2
+    threads = {"inference": 69.0, "model_pool": 53.0, "publishing": 11.0, "executor": 5.0, "middleware": 2.0,
+               "helpers": 0.0}
+    record["results"][0]["node"] = {"ratio_to_segmenter": 0.71, "threads_cpu_percent": threads, "cpu_percent": 141.0,
+                                    "harness_cpu_percent": 13.0}
+    text = markdown_report(record)
+    config = record["results"][0]["config"]
+    assert "## Where the cores went in the node runs" in text and "(200 for the machine)" in text
+    assert f"| {config} | 64x96 | 0.71 | 69 | 53 | 11 | 5 | 2 | 0 | 141 | 13 | 46 |" in text
+    assert cpu_breakdown(threads, 141.0, 13.0, 2) == ("inference 69, model_pool 53, publishing 11, executor 5, "
+                                                      "middleware 2, helpers 0 (node 141); camera and "
+                                                      "subscribers 13; idle 46 of 200")
+    assert cpu_breakdown({"inference": 50.0}, None, None, 2).endswith("(node –); camera and subscribers –; "
+                                                                      "idle – of 200")
 
 
 def test_report_sets_a_previous_run_beside_this_one(suite):

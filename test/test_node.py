@@ -33,7 +33,7 @@ from bialign_ros.codec import fill_image, rgb8_to  # noqa: E402
 from bialign_ros.node import ERROR_LOG_THROTTLE_S  # noqa: E402
 from bialign_ros.node_interface import DIAGNOSTICS_TOPIC, OUTPUT_TOPICS  # noqa: E402
 from bialign_ros.node_params import PARAM_SPECS, color_to_hex  # noqa: E402
-from bialign_ros.node_report import parse_key_values  # noqa: E402
+from bialign_ros.node_report import THREAD_GROUPS, parse_key_values  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -326,6 +326,10 @@ def test_diagnostics_report_rates_latency_device_and_model(rig):
     assert values["input_topic"] == f"{NS}/camera/image_raw"
     assert values["frames_processed"] >= 1 and values["latency_mean_ms"] > 0
     assert values["cpu_percent"] > 0  # the process CPU of the last second: the executor spins at least
+    # and by thread group (Linux, in clock ticks): every group named, together no more than the process
+    groups = {key: value for key, value in values.items() if key.startswith("cpu_") and key != "cpu_percent"}
+    assert set(groups) == {f"cpu_{group}_percent" for group in THREAD_GROUPS}
+    assert min(groups.values()) >= 0 and sum(groups.values()) <= values["cpu_percent"] + 5
     assert status.hardware_id == "cpu"
     assert rig.node.wait_for_output("latency mean", 5)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import pytest
 
-from bialign_ros.node_report import ERROR, OK, WARN, NodeReport, parse_key_values
-from bialign_ros.rate_stats import CpuMeter, LatencyStats, RateMeter
+from bialign_ros.node_report import ERROR, OK, THREAD_GROUPS, WARN, NodeReport, parse_key_values, thread_group
+from bialign_ros.rate_stats import CpuMeter, LatencyStats, RateMeter, ThreadCpuMeter, thread_cpu_seconds
 from bialign_ros.transport import (
     LEGACY_PROFILE_ENV,
     PROFILE_ENV,
@@ -55,6 +56,42 @@ def test_cpu_meter_counts_the_work_of_every_thread():
     assert meter.percent() > 50.0
 
 
+def test_thread_cpu_seconds_reads_every_task_of_a_process(tmp_path):
+    ticks = os.sysconf("SC_CLK_TCK")
+    for tid, name, utime, stime in ((101, "python", 3 * ticks, ticks), (102, "dds.shm.1 (x)", ticks, 0)):
+        (tmp_path / str(tid)).mkdir()
+        fields = ["S"] + ["0"] * 10 + [str(utime), str(stime)] + ["0"] * 30  # state, then 14th and 15th
+        (tmp_path / str(tid) / "stat").write_text(f"{tid} ({name}) {' '.join(fields)}\n")
+    (tmp_path / "103").mkdir()  # a thread that ended while the directory was read: no stat
+    assert thread_cpu_seconds(tmp_path) == {101: ("python", 4.0), 102: ("dds.shm.1 (x)", 1.0)}
+    assert thread_cpu_seconds(tmp_path / "missing") == {}
+    own = thread_cpu_seconds()
+    assert threading.get_native_id() in own or not own  # this process's own threads, where /proc has them
+
+
+def test_thread_cpu_meter_gives_each_groups_cpu_per_wall_second():
+    wall = iter([10.0, 12.0, 12.0])
+    readings = iter([{1: ("python", 5.0), 2: ("dds.a", 1.0), 3: ("python", 0.5)},
+                     {1: ("python", 6.5), 2: ("dds.a", 1.2), 4: ("python", 0.4)},  # 3 ended, 4 started
+                     {}])
+    meter = ThreadCpuMeter(clock=lambda: next(wall), read=lambda: next(readings))
+    groups = meter.percent(lambda tid, name: "dds" if name.startswith("dds.") else f"t{min(tid, 2)}")
+    assert groups == pytest.approx({"dds": 10.0, "t1": 75.0, "t2": 20.0})
+    assert meter.percent(lambda tid, name: "all") == {}  # no time has passed
+
+
+def test_thread_groups_of_the_node():
+    pipeline = ("bialign-inference", "bialign-inference-steps")
+    assert thread_group("bialign-inference", "python", pipeline) == "inference"
+    assert thread_group("bialign-inference-steps", "python", pipeline) == "publishing"
+    assert thread_group(threading.main_thread().name, "python", pipeline) == "executor"
+    assert thread_group(None, "dds.udp.7412", pipeline) == "middleware"
+    assert thread_group(None, "python", pipeline) == "model_pool"  # a native thread: the intra-op pool
+    assert thread_group("upsample_0", "python", pipeline) == "helpers"
+    assert thread_group("bialign-inference", "python", ()) == "helpers"  # no pipeline while inactive
+    assert set(THREAD_GROUPS) == {"inference", "model_pool", "publishing", "executor", "middleware", "helpers"}
+
+
 def test_latency_stats_mean_and_percentiles_of_the_recent_window():
     stats = LatencyStats(size=100)
     assert math.isnan(stats.mean()) and math.isnan(stats.percentile(99))
@@ -91,6 +128,10 @@ def test_report_values_round_trip_and_log_line():
     assert values["processing_mean_ms"] == 40.0 and values["rendered_color"] == 3
     assert values["cpu_percent"] == 183.4
     assert "cpu_percent" not in parse_key_values(_report(camera="cam0").key_values())  # the node's only
+    threads = parse_key_values(_report(cpu_threads=(("inference", 70.25), ("middleware", 2.0))).key_values())
+    assert threads["cpu_inference_percent"] == 70.2 and threads["cpu_middleware_percent"] == 2.0
+    assert not any(k.startswith("cpu_inf") for k in parse_key_values(
+        _report(camera="cam0", cpu_threads=(("inference", 70.0),)).key_values()))
     assert values["input_rate_hz"] == 30.0 and values["frames_dropped"] == 175
     assert values["device"] == "cpu" and values["model"] == "bialign_dfnet2"
     assert math.isnan(values["latency_p99_ms"])

@@ -90,6 +90,7 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     printed = capsys.readouterr().out
     assert "ratio" in printed
     assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
+    assert "node_threads_cpu_percent" in result and result["harness_cpu_percent"] > 0
     assert result["bare_segmenter_cpu_percent"] > 0
     # the node's own times per frame, from its last report: every processed frame was also published
     assert result["processing_mean_ms"] > 0 and result["publishing_mean_ms"] > 0
@@ -175,6 +176,17 @@ def test_node_cpu_is_the_mean_of_the_node_reports_within_the_measured_windows():
     run = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0, node_cpu=cpu)
     assert run.node_cpu_percent() == pytest.approx(107.0)  # the window (6 s, 9 s]: reports of 106, 107, 108
     assert NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0).node_cpu_percent() is None
+
+
+def test_node_thread_cpu_is_the_mean_per_group_of_the_reports_within_the_measured_windows():
+    second = 1_000_000_000
+    published = [i * second for i in range(10)]
+    threads = [(t + second // 2, {"inference": 60.0 + t // second, "middleware": 2.0}) for t in published]
+    run = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0, node_threads=threads, harness_cpu=[10.0, 14.0])
+    assert run.node_thread_cpu_percent() == pytest.approx({"inference": 67.0, "middleware": 2.0})
+    assert run.harness_cpu_percent() == pytest.approx(12.0)
+    empty = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0)
+    assert empty.node_thread_cpu_percent() == {} and empty.harness_cpu_percent() is None
 
 
 def test_delivered_rate_is_that_of_the_arrivals_not_of_the_windows_length():

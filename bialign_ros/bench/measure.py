@@ -192,6 +192,7 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
                    between=lambda: bare.append(segmenter_fps()))
     bare.append(segmenter_fps())
     node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "cpu_percent": run.node_cpu_percent(),
+            "threads_cpu_percent": run.node_thread_cpu_percent(), "harness_cpu_percent": run.harness_cpu_percent(),
             "subscribed": ["labels", *subscribed],
             "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": bare[0],
             "segmenter_fps_after": bare[-1], "segmenter_fps_around": bare,

@@ -122,11 +122,12 @@ def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
 
 
 def one_camera_result(run: NodeRun) -> dict[str, Any]:
-    """Counts, rates, latency, the node process's CPU and the node's own mean times per frame (its
-    inference thread's decoding and forward pass, its publishing thread's rendering and sending) of a
-    single-camera run."""
+    """Counts, rates, latency, the node process's CPU (also by thread group), this process's (camera and
+    subscribers) and the node's own mean times per frame (its inference thread's decoding and forward
+    pass, its publishing thread's rendering and sending) of a single-camera run."""
     status = run.status()
     return {**_camera_result(run, ""), "node_cpu_percent": run.node_cpu_percent(),
+            "node_threads_cpu_percent": run.node_thread_cpu_percent(), "harness_cpu_percent": run.harness_cpu_percent(),
             "processing_mean_ms": float(status.get("processing_mean_ms", "nan")),
             "publishing_mean_ms": float(status.get("publishing_mean_ms", "nan"))}
 

@@ -45,6 +45,7 @@ from bialign_ros.node_interface import (
 )
 from bialign_ros.node_report import parse_key_values
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
+from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.timing import process_peak_rss_mb
 from bialign_ros.transport import prepare_for_large_frames
 
@@ -84,6 +85,11 @@ class NodeRun:
     by default one: the publications of the last ``seconds``."""
     node_cpu: list[tuple[int, float]] = field(default_factory=list)
     """(stamp in ns, ``cpu_percent``) of each of the node's reports: its process CPU over the second before."""
+    node_threads: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    """(stamp in ns, CPU % by thread group) of each of the node's reports that has them (its
+    ``cpu_<group>_percent``)."""
+    harness_cpu: list[float] = field(default_factory=list)
+    """This process's CPU (% of one core) during each slice: the camera and the output subscribers."""
 
     def __post_init__(self) -> None:
         if not self.windows_ns:
@@ -97,6 +103,16 @@ class NodeRun:
         """The node process's mean CPU (% of one core) over its reports within the measured windows."""
         inside = [cpu for stamp, cpu in self.node_cpu if self._measured(stamp)]
         return float(np.mean(inside)) if inside else None
+
+    def node_thread_cpu_percent(self) -> dict[str, float]:
+        """The node's mean CPU (% of one core) by thread group over its reports within the measured
+        windows; empty when its reports have none (not Linux)."""
+        inside = [groups for stamp, groups in self.node_threads if self._measured(stamp)]
+        return {group: float(np.mean([g.get(group, 0.0) for g in inside])) for group in (inside[0] if inside else {})}
+
+    def harness_cpu_percent(self) -> float | None:
+        """This process's mean CPU (% of one core) while it published: the camera and the subscribers."""
+        return float(np.mean(self.harness_cpu)) if self.harness_cpu else None
 
     def status(self, camera: str = "") -> dict[str, Any]:
         """The node's last status (with ``camera``: that camera's)."""
@@ -171,7 +187,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
         if slices < 1:
             raise ValueError(f"slices must be at least 1, got {slices}")
         measured = max(slices, round(rate_hz * seconds))
-        windows = []
+        windows, harness_cpu = [], []
         for k in range(slices):
             if k:
                 drain_outputs(executor, collectors.values(), rig)
@@ -180,12 +196,14 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
             in_slice = measured * (k + 1) // slices - measured * k // slices
             frames = in_slice + (round(rate_hz * warmup) if k == 0 else 0)
             start = time.monotonic()
+            meter = CpuMeter()
             for i in range(frames):
                 rig.publish_all()
                 while (wait := start + (i + 1) / rate_hz - time.monotonic()) > 0:
                     executor.spin_once(timeout_sec=wait)
             end = rig.published_ns[-1]
             windows.append((end - round(in_slice / rate_hz * 1e9), end))
+            harness_cpu.append(meter.percent())
         drain_outputs(executor, collectors.values(), rig)
         reports = rig.reports
         spin_until(lambda: rig.reports >= reports + 2, 10)  # counters that include the last frames
@@ -194,7 +212,8 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
             raise RuntimeError(f"the node stopped during the run (exit {node.proc.poll()}):\n{node.output[-3000:]}")
         return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
                        measured / rate_hz, rate_hz, memory,
-                       {cam: dict(c.received) for cam, c in collectors.items()}, windows, rig.node_cpu)
+                       {cam: dict(c.received) for cam, c in collectors.items()}, windows, rig.node_cpu,
+                       rig.node_threads, harness_cpu)
     finally:
         executor.shutdown()
         for n in (rig, *collectors.values()):
@@ -265,6 +284,8 @@ class CameraRig(Node):
         self.statuses: dict[str, dict[str, Any]] = {}
         self.node_cpu: list[tuple[int, float]] = []
         """(stamp in ns, ``cpu_percent``) of each node report received."""
+        self.node_threads: list[tuple[int, dict[str, float]]] = []
+        """(stamp in ns, CPU % by thread group) of each node report received that has them."""
         self.reports = 0
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
@@ -286,6 +307,12 @@ class CameraRig(Node):
         if node is not None:
             self.statuses = statuses
             self.reports += 1
+            stamp = Time.from_msg(msg.header.stamp).nanoseconds
             cpu = node.get("cpu_percent", math.nan)
             if math.isfinite(cpu):
-                self.node_cpu.append((Time.from_msg(msg.header.stamp).nanoseconds, cpu))
+                self.node_cpu.append((stamp, cpu))
+            threads = {key[len("cpu_"):-len("_percent")]: value for key, value in node.items()
+                       if key.startswith("cpu_") and key.endswith("_percent") and key != "cpu_percent"
+                       and isinstance(value, float) and math.isfinite(value)}
+            if threads:
+                self.node_threads.append((stamp, threads))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIDENT_MARGIN, LIMIT_TARGET, REFERENCE_CONFIG, node_target
 from bialign_ros.bench.measure import MIN_SLICE_FRAMES
 from bialign_ros.bench.suite import best_result
+from bialign_ros.node_report import THREAD_GROUPS
 from bialign_ros.timing import MIN_TIMED_ROUNDS
 
 
@@ -102,6 +104,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
                 f"{_fmt(n.get('latency_p50_ms'), '.0f')} |")
         lines.append("")
     lines += targets_section(suite)
+    lines += node_cpu_section(suite)
     lines += previous_section(suite)
     lines += cameras_section(suite)
     if suite["unavailable"]:
@@ -223,6 +226,49 @@ def previous_section(suite: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def idle_percent(node_cpu: float | None, harness_cpu: float | None, cores: int) -> float | None:
+    """The machine's CPU left idle (% of one core; ``cores`` x 100 in all) while the node ran: what neither
+    the node's process nor the benchmark's own (camera and subscribers) used."""
+    if node_cpu is None or harness_cpu is None:
+        return None
+    return 100.0 * cores - node_cpu - harness_cpu
+
+
+def cpu_breakdown(node_threads: dict[str, float], node_cpu: float | None, harness_cpu: float | None,
+                  cores: int) -> str:
+    """One line: the node's CPU by thread group, the benchmark process's and what was left idle, in % of
+    one core, e.g. ``inference 69, model_pool 53, ... (node 139); camera and subscribers 13; idle 48 of 200``."""
+    groups = ", ".join(f"{group} {node_threads[group]:.0f}" for group in THREAD_GROUPS if group in node_threads)
+    idle = idle_percent(node_cpu, harness_cpu, cores)
+    return (f"{groups} (node {_fmt(node_cpu, '.0f')}); camera and subscribers {_fmt(harness_cpu, '.0f')}; "
+            f"idle {_fmt(idle, '.0f')} of {100 * cores}")
+
+
+def node_cpu_section(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines: per configuration and size, where the cores went while the node ran (its threads by
+    group, the benchmark's camera and subscribers, idle); none when no node record has the figures."""
+    rows = [r for r in suite["results"] if (r.get("node") or {}).get("threads_cpu_percent")]
+    if not rows:
+        return []
+    cores = suite["hardware"]["cores"]
+    lines = ["## Where the cores went in the node runs", "",
+             f"Mean CPU over the measured slices, in % of one core ({100 * cores} for the machine): the node's "
+             "threads by group from its `/diagnostics` (`cpu_<group>_percent`: *inference* decodes frames and "
+             "runs the model, *model_pool* is the model's intra-op threads, *publishing* renders and sends "
+             "the outputs, *executor* takes the camera and depth images, *middleware* is Fast DDS's threads), "
+             "the benchmark's own process (the camera and the output subscribers) and what was left idle.", "",
+             f"| configuration | size | node / Segmenter | {' | '.join(THREAD_GROUPS)} | node | camera and "
+             "subscribers | idle |", "|" + "---|" * (len(THREAD_GROUPS) + 6)]
+    for r in rows:
+        n = r["node"]
+        threads = n["threads_cpu_percent"]
+        lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {_fmt(n.get('ratio_to_segmenter'), '.2f')} | "
+                     + " | ".join(_fmt(threads.get(group), ".0f") for group in THREAD_GROUPS)
+                     + f" | {_fmt(n.get('cpu_percent'), '.0f')} | {_fmt(n.get('harness_cpu_percent'), '.0f')} | "
+                     f"{_fmt(idle_percent(n.get('cpu_percent'), n.get('harness_cpu_percent'), cores), '.0f')} |")
+    return [*lines, ""]
+
+
 def _met(value: float | None, target: float) -> str:
     return "not measured" if value is None else ("met" if value >= target else "not met")
 
@@ -309,6 +355,10 @@ def print_node_benchmark(record: dict[str, Any], reliability: str, duration: flo
     if one.get("node_cpu_percent") is not None:
         print(f"  node process CPU {one['node_cpu_percent']:.0f} % of one core while measured (its cpu_percent); "
               f"the bare Segmenter's process {one['bare_segmenter_cpu_percent']:.0f} %")
+    if one.get("node_threads_cpu_percent"):
+        breakdown = cpu_breakdown(one["node_threads_cpu_percent"], one.get("node_cpu_percent"),
+                                  one.get("harness_cpu_percent"), os.cpu_count() or 1)
+        print(f"  where the cores went (% of one core while measured): {breakdown}")
     if one.get("processing_mean_ms") is not None:
         print(f"  node per frame: inference thread {one['processing_mean_ms']:.1f} ms (decoding and forward pass), "
               f"publishing thread {one['publishing_mean_ms']:.1f} ms (rendering and sending the outputs)")
