@@ -141,7 +141,7 @@ def _scale_input_channels(conv: nn.Conv2d, scale: torch.Tensor, order: list[int]
 PLANE_BLOCK_BYTES = 8 << 20
 """Bytes of class planes reduced at a time on the CPU (:meth:`ShuffleHead._class_planes`): small enough
 to stay in cache, large enough that the per-block calls cost little (at 1024x2048 in bf16, blocks of
-2048 to 4096 pixels were the fastest; whole frames and 16384 pixels 1.6 to 2 times slower)."""
+2048 to 4096 pixels were the fastest; whole frames and 16384 pixels 1.6 to 2.2 times slower)."""
 
 
 class ShuffleHead(nn.Module):
@@ -188,7 +188,8 @@ class ShuffleHead(nn.Module):
         pixels = n * h * w
         # (classes x sub-pixels) x pixels, with the pixels of channels-last features read in place
         features = x.permute(1, 0, 2, 3).reshape(c, pixels)
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else features.dtype
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else features.dtype
         weight = self.classifier.weight.view(ff, k, -1).transpose(0, 1).reshape(k * ff, -1).to(dtype)
         bias = self.classifier.bias.view(ff, k).t().reshape(k * ff, 1).to(dtype)
         block = pixels if x.is_cuda else max(1, PLANE_BLOCK_BYTES // (k * ff * weight.element_size()))
