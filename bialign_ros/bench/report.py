@@ -255,7 +255,8 @@ def node_cpu_section(suite: dict[str, Any]) -> list[str]:
              f"Mean CPU over the measured slices, in % of one core ({100 * cores} for the machine): the node's "
              "threads by group from its `/diagnostics` (`cpu_<group>_percent`: *inference* decodes frames and "
              "runs the model, *model_pool* is the model's intra-op threads, *publishing* renders and sends "
-             "the outputs, *executor* takes the camera and depth images, *middleware* is Fast DDS's threads), "
+             "the outputs, *executor* takes the camera and depth images, *middleware* is Fast DDS's threads, "
+             "*helpers* are the worker threads of the exact upsampling and the depth projector), "
              "the benchmark's own process (the camera and the output subscribers) and what was left idle.", "",
              f"| configuration | size | node / Segmenter | {' | '.join(THREAD_GROUPS)} | node | camera and "
              "subscribers | idle |", "|" + "---|" * (len(THREAD_GROUPS) + 6)]
