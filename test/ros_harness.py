@@ -69,6 +69,12 @@ class Collector:
 
     def __init__(self) -> None:
         self.items: list[Received] = []
+        self.subscription: Any = None
+
+    def wait_for_publishers(self, count: int = 1, timeout: float = 30.0) -> bool:
+        """True once the subscription has matched ``count`` publishers: a reliable publisher drops what
+        it sent before this reader matched."""
+        return bool(wait_until(lambda: self.subscription.get_publisher_count() >= count, timeout))
 
     def __call__(self, msg: Any) -> None:
         self.items.append(Received(msg, time.monotonic()))
@@ -88,25 +94,27 @@ class Collector:
 class RosPeer:
     """A node in the test process, in its own rclpy context on ``domain_id``, spun on a thread."""
 
-    def __init__(self, domain_id: int, name: str = "test_peer") -> None:
+    def __init__(self, domain_id: int, name: str = "test_peer", spin: bool = True) -> None:
+        """``spin=False``: no thread spins the node; the code under test spins ``self.executor``."""
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.context)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        if spin:
+            self._thread.start()
 
     def _spin(self) -> None:
         try:
-            self._executor.spin()
+            self.executor.spin()
         except ExternalShutdownException:
             pass
 
     def collect(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Collector:
         """Subscribe ``topic`` and keep every message."""
         collector = Collector()
-        self.node.create_subscription(msg_type, topic, collector, qos or reliable())
+        collector.subscription = self.node.create_subscription(msg_type, topic, collector, qos or reliable())
         return collector
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Any:
@@ -152,7 +160,8 @@ class RosPeer:
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self._executor.shutdown()
+        self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)

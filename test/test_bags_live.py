@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,7 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
         processes.append(live)
         assert live.wait_for_output("listening:", 60), live.output
         assert node.wait_for_output("subscribed to /camera/image", 120), node.output
+        assert delivered.wait_for_publishers(1, 60), node.output
         player = ChildProcess(python_module("bialign_ros.cli.bag_play", bag, "--rate", rate,
                                             "--wait-for-subscribers", "60", *(["--clock"] if sim_time else [])),
                               ros_env(domain))
@@ -224,6 +226,29 @@ def test_live_path_scores_over_the_class_table_of_the_running_node(five_class_we
     for m in run.delivered:
         matrix.update(run.truths[stamp_ns(m)], labels_of(m))
     assert run.result["miou"] == summarize(matrix.matrix, FIVE_CLASS_NAMES)["miou"]
+
+
+def test_live_evaluator_takes_ground_truth_only_once_the_labels_publisher_matched():
+    domain = next_domain_id()
+    evaluator_peer, sender = RosPeer(domain, "evaluator", spin=False), RosPeer(domain, "sender")
+    try:
+        scorer = LiveScorer(CITYSCAPES_NAMES, tolerance_ns=0)
+        truth = sender.publisher(Image, "/camera/labels", reliable())
+        with pytest.raises(ValueError, match="subscription to /segmentation/labels matched none of its "
+                                             "publishers within 0.5 s"):
+            LiveEvaluator(evaluator_peer.node, scorer, "/segmentation/labels", "/camera/labels",
+                          executor=evaluator_peer.executor, match_timeout=0.5)
+        time.sleep(1.0)
+        assert truth.get_subscription_count() == 0  # no ground truth taken without the labels
+        labels = sender.publisher(Image, "/segmentation/labels", reliable())
+        evaluator = LiveEvaluator(evaluator_peer.node, scorer, "/segmentation/labels", "/camera/labels",
+                                  executor=evaluator_peer.executor, match_timeout=30)
+        assert wait_until(lambda: truth.get_subscription_count() == 1, 10)
+        assert wait_until(lambda: labels.get_subscription_count() >= 1, 10)
+        assert evaluator.labels_topic == "/segmentation/labels"
+    finally:
+        evaluator_peer.close()
+        sender.close()
 
 
 def test_live_evaluator_reports_bad_ground_truth_messages_and_scores_the_good_ones():

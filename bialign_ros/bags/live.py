@@ -16,6 +16,7 @@ from rcl_interfaces.srv import GetParameters
 from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image
 
 from bialign_ros.bags.live_score import LiveScorer
@@ -57,11 +58,28 @@ def publisher_class_names(node: Node, executor: Executor, labels_topic: str,
     return name, tuple(values[0].string_array_value)
 
 
+def _wait_for_publisher(subscription: Subscription, executor: Executor, timeout: float) -> bool:
+    """True once ``subscription`` has matched a publisher, spinning ``executor`` for up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while subscription.get_publisher_count() < 1:
+        if time.monotonic() >= deadline:
+            return False
+        executor.spin_once(timeout_sec=0.05)
+    return True
+
+
 class LiveEvaluator:
-    """Subscriptions of ``node`` feeding ``scorer``; counts arrivals for the stop conditions."""
+    """Subscriptions of ``node`` feeding ``scorer``; counts arrivals for the stop conditions.
+
+    With an ``executor``, the ground truth is subscribed only once the labels subscription has
+    matched a publisher (spinning for up to ``match_timeout`` s, else ValueError): a reliable
+    publisher drops what it sent before a reader matched, and a player that waits for the ground
+    truth's subscriber then starts only when the labels of its frames can arrive.
+    """
 
     def __init__(self, node: Node, scorer: LiveScorer, labels_topic: str, gt_topic: str,
-                 reliability: str = "reliable", depth: int = 100) -> None:
+                 reliability: str = "reliable", depth: int = 100, executor: Executor | None = None,
+                 match_timeout: float = 0.0) -> None:
         if reliability not in RELIABILITIES:
             raise ValueError(f"reliability must be one of {', '.join(RELIABILITIES)}, got {reliability!r}")
         self.node = node
@@ -74,7 +92,10 @@ class LiveEvaluator:
         self.labels_topic = node.resolve_topic_name(labels_topic)
         self.gt_topic = node.resolve_topic_name(gt_topic)
         # raw: the labels are read from the CDR bytes in place, not copied into Python messages first
-        node.create_subscription(Image, self.labels_topic, self._on_labels, qos, raw=True)
+        labels = node.create_subscription(Image, self.labels_topic, self._on_labels, qos, raw=True)
+        if executor is not None and not _wait_for_publisher(labels, executor, match_timeout):
+            raise ValueError(f"the subscription to {self.labels_topic} matched none of its publishers within "
+                             f"{match_timeout:g} s")
         node.create_subscription(Image, self.gt_topic, self._on_truth, qos, raw=True)
 
     def _receive(self, cdr: bytes, add: Any, what: str) -> None:

@@ -60,14 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _class_table(args: argparse.Namespace, node: Node,
-                 executor: SingleThreadedExecutor) -> tuple[tuple[str, ...], int]:
-    """(class names, ignore index) from --weights, else from the node publishing the labels."""
+                 executor: SingleThreadedExecutor) -> tuple[tuple[str, ...], int, bool]:
+    """(class names, ignore index, whether a node publishing the labels was found) from --weights, else
+    from the node publishing the labels."""
     if args.weights is not None:
         _, meta, _ = load_checkpoint(args.weights)
-        return meta.class_names, meta.ignore_index
+        return meta.class_names, meta.ignore_index, False
     name, names = publisher_class_names(node, executor, args.labels_topic, args.wait_for_node)
     print(f"class table of {name}: {', '.join(names)}", flush=True)
-    return names, IGNORE_INDEX
+    return names, IGNORE_INDEX, True
 
 
 def _percent(value: float | None) -> str:
@@ -117,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     executor.add_node(node)
     live = None
     try:
-        names, ignore_index = _class_table(args, node, executor)
+        names, ignore_index, node_found = _class_table(args, node, executor)
         scorer = LiveScorer(names, round(args.stamp_tolerance_ms * 1e6), ignore_index)
-        live = LiveEvaluator(node, scorer, args.labels_topic, args.gt_topic, args.qos_reliability, args.qos_depth)
+        # a node already publishing: wait for its labels to reach us before taking ground truth
+        live = LiveEvaluator(node, scorer, args.labels_topic, args.gt_topic, args.qos_reliability, args.qos_depth,
+                             executor if node_found else None, args.wait_for_node)
         print(f"listening: labels on {live.labels_topic}, ground truth on {live.gt_topic}", flush=True)
         _listen(live, executor, args)
     except (CheckpointError, ValueError) as exc:
