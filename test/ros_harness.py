@@ -69,12 +69,6 @@ class Collector:
 
     def __init__(self) -> None:
         self.items: list[Received] = []
-        self.subscription: Any = None
-
-    def wait_for_publishers(self, count: int = 1, timeout: float = 30.0) -> bool:
-        """True once the subscription has matched ``count`` publishers: a reliable publisher drops what
-        it sent before this reader matched."""
-        return bool(wait_until(lambda: self.subscription.get_publisher_count() >= count, timeout))
 
     def __call__(self, msg: Any) -> None:
         self.items.append(Received(msg, time.monotonic()))
@@ -101,6 +95,7 @@ class RosPeer:
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._subscriptions: list[Any] = []
         self._thread = threading.Thread(target=self._spin, daemon=True)
         if spin:
             self._thread.start()
@@ -114,7 +109,8 @@ class RosPeer:
     def collect(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Collector:
         """Subscribe ``topic`` and keep every message."""
         collector = Collector()
-        collector.subscription = self.node.create_subscription(msg_type, topic, collector, qos or reliable())
+        subscription = self.node.create_subscription(msg_type, topic, collector, qos or reliable())
+        self._subscriptions.append(subscription)
         return collector
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Any:
@@ -126,8 +122,16 @@ class RosPeer:
         return bool(wait_until(lambda: publisher.get_subscription_count() >= count, timeout))
 
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 30.0) -> bool:
-        """True once ``topic`` has ``count`` publishers."""
-        return bool(wait_until(lambda: self.node.count_publishers(topic) >= count, timeout))
+        """True once ``topic`` has ``count`` publishers and each of this peer's subscriptions to it has
+        matched them: a reliable publisher drops what it sent before a reader matched, and the graph
+        can list a publisher before its readers match."""
+        name = self.node.resolve_topic_name(topic)
+        readers = [s for s in self._subscriptions if s.topic_name == name]
+
+        def matched() -> bool:
+            return (self.node.count_publishers(topic) >= count
+                    and all(r.get_publisher_count() >= count for r in readers))
+        return bool(wait_until(matched, timeout))
 
     def call(self, srv_type: type, name: str, request: Any, timeout: float = 10.0,
              idempotent: bool = True) -> Any:

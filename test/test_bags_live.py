@@ -178,7 +178,7 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
         processes.append(live)
         assert live.wait_for_output("listening:", 60), live.output
         assert node.wait_for_output("subscribed to /camera/image", 120), node.output
-        assert delivered.wait_for_publishers(1, 60), node.output
+        assert peer.wait_for_publishers("/segmentation/labels", 1, 60), node.output
         player = ChildProcess(python_module("bialign_ros.cli.bag_play", bag, "--rate", rate,
                                             "--wait-for-subscribers", "60", *(["--clock"] if sim_time else [])),
                               ros_env(domain))
