@@ -39,7 +39,6 @@ from bialign_ros.node_interface import (
     DIAGNOSTICS_TOPIC,
     INPUT_TOPIC,
     NODE_NAME,
-    OUTPUT_TOPICS,
     camera_topic,
     diagnostic_name,
 )
@@ -182,8 +181,9 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
             raise RuntimeError(f"the node did not report itself active and subscribed with "
                                f"reliability={reliability} on {DIAGNOSTICS_TOPIC} (exit {node.proc.poll()}):\n"
                                f"{node.output[-3000:]}")
-        spin_until(lambda: all(c.count_publishers(OUTPUT_TOPICS["labels"]) for c in collectors.values()), 30)
-        spin_until(lambda: False, 1.0)  # the new subscriptions still have to match the node's publishers
+        if not spin_until(lambda: all(c.matched() for c in collectors.values()), 30):
+            raise RuntimeError(f"the node's outputs did not match this benchmark's subscriptions within 30 s "
+                               f"(exit {node.proc.poll()}):\n{node.output[-3000:]}")
         if slices < 1:
             raise ValueError(f"slices must be at least 1, got {slices}")
         measured = max(slices, round(rate_hz * seconds))

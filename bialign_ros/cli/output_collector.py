@@ -67,6 +67,12 @@ class OutputCollector(Node):
             self.create_subscription(msg_type, OUTPUT_TOPICS[output], self._counter(output), qos, raw=True)
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
+    def matched(self) -> bool:
+        """True once every output subscription has matched a publisher: the node computes an optional
+        output only for matched readers, and a reliable publisher drops what it sent before matching."""
+        return all(sub.get_publisher_count() > 0 for sub in self.subscriptions
+                   if sub.topic_name != DIAGNOSTICS_TOPIC)
+
     def _counter(self, output: str) -> Callable[[bytes], None]:
         def count(_msg: bytes) -> None:
             self.received[output] += 1
