@@ -184,6 +184,18 @@ def test_class_planes_give_the_exported_heads_labels_ties_included(bf16, blocks,
     torch.testing.assert_close(conf, exported_conf, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_plane_comparison_is_the_float_comparison_zeros_of_both_signs_included(dtype):
+    torch.manual_seed(2)
+    planes = torch.randn(19, 500).to(dtype)
+    planes[3] = planes[7]  # ties
+    assert torch.equal(graph_module._equal(planes, planes.amax(0)), planes == planes.amax(0))
+    zeros = torch.tensor([[-0.0, 2.0, -1.0], [0.0, 2.0, -3.0], [-5.0, 1.0, -1.0]], dtype=dtype)
+    best = zeros.amax(0)
+    assert torch.equal(graph_module._equal(zeros, best), zeros == best)
+    assert graph_module._equal(zeros, best)[:2, 0].all()  # -0 and +0 are both the maximum
+
+
 def test_backend_follows_the_file():
     assert backend_for_file("w.onnx") == "onnxruntime"
     assert backend_for_file("w.engine") == backend_for_file("w.plan") == "tensorrt"

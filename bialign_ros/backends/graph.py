@@ -201,7 +201,7 @@ class ShuffleHead(nn.Module):
             stop = min(pixels, start + block)
             planes = torch.addmm(bias, weight, features[:, start:stop].to(dtype)).view(k, -1)
             best = planes.amax(0)
-            winners = (planes == best) * rank  # bool x uint8: uint8, and traceable (a dtype view is not)
+            winners = _equal(planes, best) * rank  # bool x uint8: uint8
             labels[:, start:stop] = (k - winners.amax(0)).view(ff, stop - start)
             if confidence:  # 1 / sum(exp(l - max l)) as max_softmax, a plane at a time
                 best = best.float()
@@ -254,6 +254,22 @@ class ShuffleHead(nn.Module):
             return torch.sigmoid(planes[:, 0]), None, planes[:, 0] if logits else None
         conf = max_softmax(planes, 1) if confidence else None
         return planes.argmax(1).to(torch.uint8), conf, planes if logits else None
+
+
+_SAME_WIDTH_INT = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float32: torch.int32}
+
+
+def _equal(planes: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """``planes == best`` (broadcast over the planes). On the CPU the bit patterns are compared where
+    that is the same: twice as fast in bf16 (2.5 -> 1.2 ms for 19 planes of 220k pixels on the 2-core
+    Xeon). Equal floats have equal bits but for +0 and -0, so a block whose maximum is a zero anywhere
+    compares as floats; traced and compiled graphs always compare as floats, since a dtype view does
+    not trace and the check depends on the data."""
+    bits = _SAME_WIDTH_INT.get(planes.dtype)
+    if (bits is None or planes.is_cuda or torch.jit.is_tracing() or torch.compiler.is_compiling()
+            or bool((best == 0).any())):
+        return planes == best
+    return planes.view(bits) == best.view(bits)
 
 
 def max_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
