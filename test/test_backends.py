@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import bialign_ros.backends.graph as graph_module
+import bialign_ros.backends.torch_runner as torch_runner_module
 from bialign_ros.backends.base import BackendUnavailable, backend_for_file, physical_cores
 from bialign_ros.backends.graph import (
     InferenceGraph,
@@ -224,6 +225,23 @@ def test_torch_runner_batches(model_and_meta):
         runner.run(images[0])
     with pytest.raises(ValueError, match="needs a CUDA device"):
         TorchRunner(model, meta, CPU, precision="fp16")
+
+
+def test_bf16_runner_rounds_its_weights_once_and_computes_what_autocast_computes(model_and_meta, monkeypatch):
+    """The bf16 runner stores the convolutions' and matrix products' weights in bf16; its outputs are
+    those of the float32 weights that autocast rounds at every frame."""
+    model, meta = model_and_meta
+    rounded = TorchRunner(model, meta, CPU, precision="bf16")
+    monkeypatch.setattr(torch_runner_module, "round_weights_for_autocast", lambda graph, dtype: None)
+    per_frame = TorchRunner(model, meta, CPU, precision="bf16")
+    layers = [m for m in rounded.graph.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(m.weight.dtype == torch.bfloat16 for m in layers)
+    assert all(p.dtype == torch.float32 for p in per_frame.graph.parameters())
+    assert rounded.graph.mean.dtype == torch.float32  # the input is normalised in float32 all the same
+    images = _images(2, 64, 96, seed=6)
+    for expected, got in zip(per_frame.run(images, confidence=True), rounded.run(images, confidence=True)):
+        if expected is not None:
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_onnxruntime_segmenter_agrees_with_torch(batch_norm_weights, onnx_file):

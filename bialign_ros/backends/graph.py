@@ -328,8 +328,8 @@ class InferenceGraph(nn.Module):
         export needs no transpose besides the one space-to-depth copy. Under autocast the result has
         the autocast dtype.
         """
-        dtype = next(self.parameters()).dtype
-        mean = self.mean.to(dtype)
+        dtype = self.mean.dtype  # the graph's float type (its weights may be rounded for autocast)
+        mean = self.mean
         n, h, w, _ = images.shape
         if not self.space_to_depth:
             x = images.permute(0, 3, 1, 2).to(dtype) - mean

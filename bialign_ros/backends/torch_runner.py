@@ -64,6 +64,8 @@ class TorchRunner(Runner):
         graph = graph.to(device=device, memory_format=torch.channels_last)
         if precision == "fp16":
             graph = graph.half()
+        elif precision == "bf16":
+            round_weights_for_autocast(graph, torch.bfloat16)
         self.graph = graph
         self._fn = graph
         if compile:
@@ -98,6 +100,15 @@ class TorchRunner(Runner):
         self.graph = self._fn = None
         if self.device_obj.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def round_weights_for_autocast(graph: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Store the weights of the convolutions and matrix products in ``dtype``, in place: autocast
+    rounds them to it anyway, but once a frame (5-6 ms of a 512x1024 bf16 frame on the 2-core Xeon);
+    rounded once here, every operation reads the same values."""
+    for module in graph.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.to(dtype)
 
 
 def quantized_to_host(probability: torch.Tensor | None) -> np.ndarray | None:
