@@ -6,9 +6,11 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -137,15 +139,39 @@ def cpu_features() -> list[str]:
     return [feature for feature in CPU_FEATURES if feature in flags]
 
 
+def code_version() -> str:
+    """This package's version and, when it runs from a git checkout, the commit (``+changes`` when
+    tracked files differ from it): the code a report measured."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("bialign_ros")
+    except PackageNotFoundError:
+        release = "unknown"
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            return release  # installed inside some other repository's tree
+        commit, changed = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return release
+    return f"{release} git {commit}{'+changes' if changed else ''}"
+
+
 def hardware_summary() -> dict[str, object]:
-    """CPU name, features, cores, thread counts and library versions, for the header of every report."""
+    """CPU name, features, cores, thread counts and library versions (this package's with its git
+    commit, see :func:`code_version`), for the header of every report."""
     import torch
 
     from bialign_ros.backends.base import physical_cores
 
     info: dict[str, object] = {"cpu": cpu_name(), "cores": os.cpu_count(), "physical_cores": physical_cores(),
                                "cpu_features": cpu_features(), "torch_threads": torch.get_num_threads(),
-                               "torch": torch.__version__}
+                               "torch": torch.__version__, "bialign_ros": code_version()}
     try:
         import onnxruntime
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -25,7 +27,14 @@ from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.synthetic import render_scene
-from bialign_ros.timing import latency_summary, on_worker_thread, time_alternating, time_calls
+from bialign_ros.timing import (
+    code_version,
+    hardware_summary,
+    latency_summary,
+    on_worker_thread,
+    time_alternating,
+    time_calls,
+)
 
 TINY = ConvStack(layers=2, channels=32, height=16, width=32)
 
@@ -247,6 +256,25 @@ def test_report_sets_a_previous_run_beside_this_one(suite):
     assert f"| {second} | 64x96 | {same:.2f} / {same:.2f} | +0 % |" in text
     record["previous"]["hardware"] = {**record["hardware"], "cpu": "Another CPU"}
     assert "on another machine (Another CPU)" in markdown_report(record)
+    for then, now, said in (("0.1.0 git a", "0.1.0 git a", "with the same code: how far"),
+                            ("0.1.0 git a", "0.1.0 git b", "with other code (bialign_ros 0.1.0 git a then, 0.1.0 "
+                                                           "git b now)"),
+                            ("0.1.0 git a+changes", "0.1.0 git a+changes", "with other code"),
+                            (None, "0.1.0 git b", "with other code (bialign_ros not recorded then")):
+        record["hardware"]["bialign_ros"], record["previous"]["hardware"]["bialign_ros"] = now, then
+        assert said in markdown_report(record), (then, now)
+    assert f"- code: bialign_ros {now}" in markdown_report(record)
+
+
+def test_code_version_names_the_checkouts_commit():
+    """The suite record names the code it measured: the package's version and the commit of its checkout."""
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True)
+    if commit.returncode:
+        pytest.skip("not a git checkout")
+    assert re.fullmatch(rf"\S+ git {commit.stdout.strip()}(\+changes)?", code_version())
+    assert hardware_summary()["bialign_ros"] == code_version()
 
 
 def test_a_previous_run_that_is_no_suite_record_is_refused_before_measuring(untrained_weights, tmp_path):

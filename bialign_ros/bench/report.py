@@ -66,6 +66,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
         f"{', '.join(hw.get('cpu_features', [])) or 'no AVX-512'}); no GPU" if "gpu" not in hw else
         f"- CPU: {hw['cpu']}; GPU: {hw['gpu']}",
         f"- torch {hw['torch']} ({hw['torch_threads']} threads), onnxruntime {hw.get('onnxruntime', '–')}",
+        f"- code: bialign_ros {hw.get('bialign_ros', '(not recorded)')}",
         f"- model: `{suite['arch']}`" + (" (UNTRAINED weights: agreement figures mean little)"
                                          if suite.get("untrained") else f" (trained weights{weights_note(suite)})"),
         "", "## The machine's limits", "",
@@ -208,10 +209,16 @@ def previous_section(suite: dict[str, Any]) -> list[str]:
     same = {k: prev["hardware"].get(k) for k in ("cpu", "cpu_features")} == {
         k: suite["hardware"].get(k) for k in ("cpu", "cpu_features")}
     where = "on the same machine" if same else f"on another machine ({prev['hardware'].get('cpu')})"
+    code, old_code = suite["hardware"].get("bialign_ros"), prev["hardware"].get("bialign_ros")
+    if code is not None and code == old_code and not code.endswith("+changes"):
+        which = "with the same code: how far the figures move between two runs"
+    else:
+        which = (f"with other code (bialign_ros {old_code or 'not recorded'} then, {code or 'not recorded'} now): "
+                 "the changes between the two and the spread between runs together")
     earlier = {(r["config"], r["height"], r["width"]): r for r in prev["results"]}
     lines = ["## Against the previous run", "",
-             f"The same figures from the previous run of the suite (generated on {prev['started']}, {where}): "
-             "how far they move between two runs; *change* is this run's Segmenter rate over the previous one's.", "",
+             f"The same figures from the previous run of the suite (generated on {prev['started']}, {where}, "
+             f"{which}); *change* is this run's Segmenter rate over the previous one's.", "",
              "| configuration | size | Segmenter FPS (this / previous) | change | node / Segmenter (this / previous) |",
              "|---|---|---|---|---|"]
     for r in suite["results"]:
