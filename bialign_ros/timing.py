@@ -141,14 +141,16 @@ def cpu_features() -> list[str]:
 
 def code_version() -> str:
     """This package's version and, when it runs from a git checkout, the commit (``+changes`` when
-    tracked files differ from it): the code a report measured."""
+    tracked files of the package differ from it; reports and docs written meanwhile do not count):
+    the code a report measured."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         release = version("bialign_ros")
     except PackageNotFoundError:
         release = "unknown"
-    root = Path(__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parent
+    root = package.parent
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
@@ -156,7 +158,8 @@ def code_version() -> str:
     try:
         if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
             return release  # installed inside some other repository's tree
-        commit, changed = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", package.name)
     except (OSError, subprocess.SubprocessError):
         return release
     return f"{release} git {commit}{'+changes' if changed else ''}"
