@@ -23,6 +23,11 @@ the executor (subscription callbacks, timers, services); Fast DDS's own threads;
 threads of the exact upsampling and the depth projector."""
 
 
+def thread_cpu_key(group: str) -> str:
+    """The diagnostics key of a :data:`THREAD_GROUPS` entry's CPU: ``cpu_<group>_percent``."""
+    return f"cpu_{group}_percent"
+
+
 def thread_group(python_name: str | None, kernel_name: str, pipeline: tuple[str, ...]) -> str:
     """The :data:`THREAD_GROUPS` entry of a thread of the node from its Python name (None: a thread not
     started by Python), its kernel name and the pipeline's thread names (worker, second stage)."""
@@ -135,7 +140,7 @@ class NodeReport:
             ("publishing_mean_ms", _ms(self.publishing_mean_ms)),
             *((f"rendered_{name}", str(count)) for name, count in self.outputs_rendered),
             *([] if self.camera else [("cpu_percent", _ms(self.cpu_percent)),
-                                      *((f"cpu_{group}_percent", _ms(cpu)) for group, cpu in self.cpu_threads)]),
+                                      *((thread_cpu_key(group), _ms(cpu)) for group, cpu in self.cpu_threads)]),
             ("device", self.device),
             ("precision", self.precision),
             ("backend", self.backend),

@@ -42,7 +42,7 @@ from bialign_ros.node_interface import (
     camera_topic,
     diagnostic_name,
 )
-from bialign_ros.node_report import parse_key_values
+from bialign_ros.node_report import THREAD_GROUPS, parse_key_values, thread_cpu_key
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.timing import process_peak_rss_mb
@@ -311,8 +311,7 @@ class CameraRig(Node):
             cpu = node.get("cpu_percent", math.nan)
             if math.isfinite(cpu):
                 self.node_cpu.append((stamp, cpu))
-            threads = {key[len("cpu_"):-len("_percent")]: value for key, value in node.items()
-                       if key.startswith("cpu_") and key.endswith("_percent") and key != "cpu_percent"
-                       and isinstance(value, float) and math.isfinite(value)}
+            threads = {group: node[thread_cpu_key(group)] for group in THREAD_GROUPS
+                       if math.isfinite(node.get(thread_cpu_key(group), math.nan))}
             if threads:
                 self.node_threads.append((stamp, threads))
