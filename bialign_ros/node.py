@@ -83,6 +83,7 @@ from bialign_ros.qos import (
     policy_name,
 )
 from bialign_ros.rate_stats import StreamStats
+from bialign_ros.raw_publish import publish_serialized
 from bialign_ros.segmenter import SegmentationResult, Segmenter
 from bialign_ros.stamp_buffer import RecentByStamp
 from bialign_ros.transport import prepare_for_large_frames
@@ -500,7 +501,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             self._stats.output_rendered(output.name)
             cam.stats.output_rendered(output.name)
             # serialised from the array with one copy, where an Image message would take three
-            cam.pubs[output.name].publish(serialize_image(header, output.array, output.encoding))
+            publish_serialized(cam.pubs[output.name], serialize_image(header, output.array, output.encoding))
         if "grid" in want:
             self._publish_grid(cam, header, result, settings)
         if "points" in want:
@@ -557,7 +558,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
             cam.logger.error(f"{OUTPUT_TOPICS['points']} not published: {exc}",
                              throttle_duration_sec=ERROR_LOG_THROTTLE_S)
             return
-        cam.pubs["points"].publish(point_cloud_cdr(cloud, header))
+        publish_serialized(cam.pubs["points"], point_cloud_cdr(cloud, header))
 
     def _on_frame_error(self, item: Pending[_Frame], exc: Exception) -> None:
         cam = self._by_name[item.stream]

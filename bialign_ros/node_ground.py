@@ -35,9 +35,9 @@ def occupancy_grid_msg(grid: np.ndarray, spec: GridSpec, stamp: Any, frame_id: s
     return msg
 
 
-def point_cloud_cdr(cloud: PackedCloud, header: Any) -> bytes:
+def point_cloud_cdr(cloud: PackedCloud, header: Any) -> np.ndarray:
     """The packed labelled points as the CDR of a PointCloud2 with the camera frame's ``header``, for
-    ``publish(bytes)``: one copy of the points (8 MB for 1024x2048 at stride 2), where filling a
-    PointCloud2 and publishing it copies them three times."""
+    :func:`~bialign_ros.raw_publish.publish_serialized`: one copy of the points (8 MB for 1024x2048 at
+    stride 2), where filling a PointCloud2 and publishing it copies them three times."""
     return serialize_point_cloud(header, cloud.height, cloud.width, cloud.fields, cloud.is_bigendian,
                                  cloud.point_step, cloud.row_step, cloud.data, cloud.is_dense)

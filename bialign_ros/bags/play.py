@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -24,6 +25,7 @@ from rosgraph_msgs.msg import Clock
 
 from bialign_ros.bags.io import BagReader
 from bialign_ros.bags.to_rclpy import rclpy_class, to_rclpy
+from bialign_ros.raw_publish import publish_serialized
 
 LOG = logging.getLogger(__name__)
 CLOCK_TOPIC = "/clock"
@@ -172,7 +174,7 @@ class BagPlayer:
                 checked.add(message.topic)
             if self._clock is not None:
                 self._publish_clock(message.log_time)
-            self._publishers[message.topic].publish(message.data)
+            publish_serialized(self._publishers[message.topic], np.frombuffer(message.data, np.uint8))
             self.stats.published[message.topic] += 1
 
     def _publish_clock(self, bag_time: int) -> None:

@@ -45,6 +45,7 @@ from bialign_ros.node_interface import (
 from bialign_ros.node_report import THREAD_GROUPS, parse_key_values, thread_cpu_key
 from bialign_ros.qos import RELIABILITY_POLICIES, output_qos
 from bialign_ros.rate_stats import CpuMeter
+from bialign_ros.raw_publish import publish_serialized
 from bialign_ros.timing import process_peak_rss_mb
 from bialign_ros.transport import prepare_for_large_frames
 
@@ -295,7 +296,7 @@ class CameraRig(Node):
         for pub, msg in zip(self.pubs, self.msgs):
             if isinstance(msg, tuple):  # images serialised from the array: the camera's cost stays small
                 array, encoding, frame_id = msg
-                pub.publish(serialize_image(Header(stamp=now.to_msg(), frame_id=frame_id), array, encoding))
+                publish_serialized(pub, serialize_image(Header(stamp=now.to_msg(), frame_id=frame_id), array, encoding))
             else:
                 msg.header.stamp = now.to_msg()
                 pub.publish(msg)

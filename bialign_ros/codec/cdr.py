@@ -1,11 +1,12 @@
-"""Large messages serialised straight from NumPy: the CDR bytes a publisher sends with ``publish(bytes)``.
+"""Large messages serialised straight from NumPy: the CDR a publisher sends as it is.
 
 Publishing an rclpy message copies its pixels three times before DDS gets them (into the message's
 ``data``, into the C message, into the CDR buffer); these functions write the CDR (little-endian,
-XCDR1, as rmw_fastrtps serialises) of ``sensor_msgs/Image`` and ``sensor_msgs/PointCloud2`` with a
-single copy of the pixels, and rclpy's ``Publisher.publish`` sends bytes as they are. The bytes are
-those of ``rclpy.serialization.serialize_message`` on the same message, padding aside (rmw leaves
-padding bytes unset; here they are zero).
+XCDR1, as rmw_fastrtps serialises) of ``sensor_msgs/Image`` and ``sensor_msgs/PointCloud2`` into
+one uint8 array with a single copy of the pixels, made by NumPy without holding the GIL, for
+:func:`bialign_ros.raw_publish.publish_serialized`. The bytes are those of
+``rclpy.serialization.serialize_message`` on the same message, padding aside (rmw leaves padding
+bytes unset; here they are zero).
 """
 
 from __future__ import annotations
@@ -68,19 +69,26 @@ class CdrWriter:
         self.string(header.frame_id)
 
     def byte_sequence(self, data: np.ndarray) -> None:
-        """A ``uint8[]``: its length, then the bytes of the C-contiguous ``data`` (not copied until :meth:`bytes`)."""
+        """A ``uint8[]``: its length, then the bytes of the C-contiguous ``data`` (not copied until :meth:`array`)."""
         flat = memoryview(np.ascontiguousarray(data)).cast("B")
         self.u32(flat.nbytes)
         self._parts += [bytes(self._head), flat]
         self._head = bytearray()
         self._size += flat.nbytes
 
-    def bytes(self) -> bytes:
-        """Everything written, as one ``bytes`` (the one copy of the large sequences)."""
-        return b"".join([*self._parts, bytes(self._head)])
+    def array(self) -> np.ndarray:
+        """Everything written, as one uint8 array (the one copy of the large sequences, without the GIL)."""
+        parts = [*self._parts, bytes(self._head)]
+        out = np.empty(sum(memoryview(p).nbytes for p in parts), np.uint8)
+        at = 0
+        for part in parts:
+            view = np.frombuffer(part, np.uint8)
+            out[at:at + view.size] = view
+            at += view.size
+        return out
 
 
-def serialize_image(header: Any, array: np.ndarray, encoding: str) -> bytes:
+def serialize_image(header: Any, array: np.ndarray, encoding: str) -> np.ndarray:
     """The CDR of the ``sensor_msgs/Image`` that :func:`~bialign_ros.codec.raw.fill_image` makes of
     ``array`` and ``encoding``, with ``header``. CodecError as ``fill_image`` for an array that does
     not fit the encoding."""
@@ -93,11 +101,11 @@ def serialize_image(header: Any, array: np.ndarray, encoding: str) -> bytes:
     cdr.u8(0)  # is_bigendian
     cdr.u32(step)
     cdr.byte_sequence(pixels)
-    return cdr.bytes()
+    return cdr.array()
 
 
 def serialize_point_cloud(header: Any, height: int, width: int, fields: Sequence[Any], is_bigendian: bool,
-                          point_step: int, row_step: int, data: np.ndarray, is_dense: bool) -> bytes:
+                          point_step: int, row_step: int, data: np.ndarray, is_dense: bool) -> np.ndarray:
     """The CDR of a ``sensor_msgs/PointCloud2``; ``fields`` are anything with the ``PointField``
     attributes (``name, offset, datatype, count``), ``data`` the packed points."""
     cdr = CdrWriter()
@@ -115,4 +123,4 @@ def serialize_point_cloud(header: Any, height: int, width: int, fields: Sequence
     cdr.u32(row_step)
     cdr.byte_sequence(data)
     cdr.u8(int(is_dense))
-    return cdr.bytes()
+    return cdr.array()
