@@ -170,6 +170,7 @@ class ShuffleHead(nn.Module):
         self.classifier.weight.data.copy_(w)
         self.classifier.bias.data.copy_(src.bias.detach().reshape(classes, ff).t().reshape(-1))
 
+    @torch.compiler.disable
     def _class_planes(self, x: torch.Tensor, confidence: bool) -> tuple[torch.Tensor, torch.Tensor | None, None]:
         """Labels (and confidence) of the fast path as PyTorch computes them fastest: the classifier's
         output transposed, one plane of (sub-pixel, pixel) values per class, so that every reduction
