@@ -84,7 +84,7 @@ from bialign_ros.qos import (
 )
 from bialign_ros.rate_stats import StreamStats
 from bialign_ros.raw_publish import publish_serialized
-from bialign_ros.segmenter import SegmentationResult, Segmenter
+from bialign_ros.segmenter import SegmentationResult, Segmenter, backend_for_file
 from bialign_ros.stamp_buffer import RecentByStamp
 from bialign_ros.transport import prepare_for_large_frames
 
@@ -192,6 +192,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         self.input_topic = ", ".join(cam.input_topic for cam in self.cameras)
 
         self.segmenter: Segmenter | None = None
+        self._variants_seen: set[tuple[int, int, int, bool]] = set()
+        """(batch, height, width, confidence) the model has run with: with ``compile``, each new one compiles."""
         self._free_space_classes: tuple[str, ...] = ()
         """free_space_classes as they apply to the loaded model (set at configure)."""
         self._pipeline: BatchPipeline[_Frame] | None = None
@@ -293,8 +295,13 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     def _configure(self) -> None:
         cfg = self.config
+        if cfg.compile and backend_for_file(cfg.weights, cfg.backend) != "torch":
+            raise ParamError(f"parameter 'compile': true applies to the torch backend (.pt files); "
+                             f"{cfg.weights} runs on {backend_for_file(cfg.weights, cfg.backend)}")
+        # A compiled graph is compiled for each image size: a warm-up frame would compile one size more.
         self.segmenter = Segmenter.from_checkpoint(cfg.weights, device=cfg.device, precision=cfg.precision,
-                                                   input_scale=cfg.input_scale, backend=cfg.backend)
+                                                   input_scale=cfg.input_scale, backend=cfg.backend,
+                                                   compile=cfg.compile, warmup=not cfg.compile)
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
         obstacles = self._choose_ground_classes(self.segmenter.meta.class_names)
@@ -469,13 +476,23 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         for group in group_by(decoded, key=lambda d: d[1].shape):
             cams = [self._by_name[batch[i].stream] for i, _ in group]
             wants = [self._wanted_outputs(cam) for cam in cams]
+            work = segmenter_work(set().union(*wants))
+            (h, w), variant = group[0][1].shape[:2], (len(group), *group[0][1].shape[:2], work["confidence"])
+            compiling = self.config.compile and variant not in self._variants_seen
+            if compiling:
+                self.get_logger().info(
+                    f"compiling the graph for {w}x{h} images (batch {len(group)}, confidence "
+                    f"{'on' if work['confidence'] else 'off'}): this frame waits for it, newer ones are dropped "
+                    f"meanwhile")
+            self._variants_seen.add(variant)
             try:
-                results = self.segmenter.segment_batch([image for _, image in group],
-                                                       **segmenter_work(set().union(*wants)))
+                results = self.segmenter.segment_batch([image for _, image in group], **work)
             except Exception as exc:
                 for i, _ in group:
                     outcomes[i] = exc
                 continue
+            if compiling:
+                self.get_logger().info(f"compiled for {w}x{h} in {time.monotonic() - started:.1f} s")
             shared = len(group) > 1
             self._stats.forward_pass(len(group), shared)
             for cam in cams:

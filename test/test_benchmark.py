@@ -146,16 +146,17 @@ def _node_params(cmd: list[str]) -> dict[str, str]:
 
 def test_node_runs_the_configurations_device_precision_and_backend(tmp_path):
     opts = SuiteOptions(configs=["all"], sizes=[(64, 96)], node=True)
-    for name in ("tensorrt-fp16", "torch-fp16-cuda", "onnxruntime-int8", "torch-bf16"):
+    for name in ("tensorrt-fp16", "torch-fp16-cuda", "onnxruntime-int8", "torch-bf16", "torch-bf16-compiled"):
         config = CONFIGS[name]
         params = _node_params(node_command(cameras_options(opts, name, "w.onnx", 64, 96, 5.0).spec(("a", "b"))))
         assert (params["device"], params["precision"], params["backend"]) == (
             config.device, config.precision, config.backend), name
         assert params["weights"] == "w.onnx" and params["cameras"] == "[a, b]"
+        assert params.get("compile", "false") == str(config.compile).lower(), name
         measured = configuration_options(opts, name, "w.onnx", 64, 96, "f.npz", tmp_path / "ref.npz")
         assert (measured.device, measured.precision, measured.backend) == (
             config.device, config.precision, config.backend)
-        assert measured.node == (not config.compile)
+        assert measured.node and measured.compile == config.compile
 
 
 def test_node_runs_what_the_measured_segmenter_runs(untrained_weights):

@@ -35,6 +35,7 @@ CONFIGS: dict[str, BenchConfig] = {c.name: c for c in (
     BenchConfig("torch-fp32", "torch", "fp32"),
     BenchConfig("torch-bf16", "torch", "bf16"),
     BenchConfig("torch-fp32-compiled", "torch", "fp32", compile=True),
+    BenchConfig("torch-bf16-compiled", "torch", "bf16", compile=True),
     BenchConfig("onnxruntime-fp32", "onnxruntime", "fp32"),
     BenchConfig("onnxruntime-int8", "onnxruntime", "int8"),
     BenchConfig("onnxruntime-int8-uint8-logits", "onnxruntime", "int8", float_parts=("flow",)),

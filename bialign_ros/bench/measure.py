@@ -164,8 +164,10 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
 
 
 def node_spec(seg: Segmenter, opts: MeasureOptions) -> NodeSpec:
-    """The node that runs what ``seg`` runs: its weights, device, precision and backend, the input scale."""
-    return NodeSpec(str(opts.weights), seg.device, seg.precision, seg.backend, opts.input_scale)
+    """The node that runs what ``seg`` runs: its weights, device, precision, backend and compilation, the
+    input scale."""
+    return NodeSpec(str(opts.weights), seg.device, seg.precision, seg.backend, opts.input_scale,
+                    compile=opts.compile)
 
 
 def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dict[str, Any]:

@@ -50,6 +50,8 @@ class NodeBenchOptions:
     device: str = "auto"
     precision: str = "auto"
     backend: str = "auto"
+    compile: bool = False
+    """torch backend: the node and the bare Segmenter run the graph through torch.compile."""
     reliability: str = "reliable"
     bare_frames: int = 10
     """Calls timed for each bare Segmenter rate."""
@@ -61,7 +63,8 @@ class NodeBenchOptions:
 
     def spec(self, cameras: tuple[str, ...] = ()) -> NodeSpec:
         """The node these options run, serving ``cameras``."""
-        return NodeSpec(self.weights, self.device, self.precision, self.backend, self.input_scale, cameras)
+        return NodeSpec(self.weights, self.device, self.precision, self.backend, self.input_scale, cameras,
+                        self.compile)
 
 
 class BareSegmenter:
@@ -70,7 +73,8 @@ class BareSegmenter:
     def __init__(self, opts: NodeBenchOptions, batches: list[list[np.ndarray]]) -> None:
         self.opts, self.batches = opts, batches
         self.seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
-                                             input_scale=opts.input_scale, backend=opts.backend)
+                                             input_scale=opts.input_scale, backend=opts.backend,
+                                             compile=opts.compile, warmup=not opts.compile)
         self.work = segmenter_work(opts.outputs)
         self.cpu_percent: list[float] = []
         """This process's CPU (% of one core) during each :meth:`times`: the bare Segmenter's use of the cores."""
@@ -114,7 +118,8 @@ def _counts(status: dict[str, Any]) -> dict[str, int]:
 
 def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
     summary = OutputSummary.of(run.arrivals[camera])
-    return {"published": len(run.published_ns), **_counts(run.status(camera)), "outputs": summary.outputs,
+    return {"published": len(run.published_ns), "first_labels_frames": run.first_frames,
+            **_counts(run.status(camera)), "outputs": summary.outputs,
             "outputs_received": run.outputs_received[camera],
             "delivered_hz": run.delivery(camera)["delivered_hz"], "output_rate_hz": summary.rate_hz,
             "output_median_rate_hz": summary.median_rate_hz, "latency_ms": summary.latency_ms,
@@ -140,7 +145,8 @@ def several_cameras_result(run: NodeRun) -> dict[str, Any]:
     node_status = run.status()
     arrivals = sorted((a for cam in run.arrivals.values() for a in cam), key=lambda a: a.at)
     everything = OutputSummary.of(arrivals)
-    return {"published": len(run.published_ns) * len(per_camera), **_counts(node_status),
+    return {"published": len(run.published_ns) * len(per_camera), "first_labels_frames": run.first_frames,
+            **_counts(node_status),
             "outputs": everything.outputs,
             "combined_rate_hz": sum(c["output_median_rate_hz"] for c in per_camera.values()),
             "combined_overall_rate_hz": sum(c["output_rate_hz"] for c in per_camera.values()),

@@ -28,7 +28,7 @@ def outputs_arg(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """What the node runs: its weights and the Segmenter's device, precision, backend and input scale."""
+    """What the node runs: its weights and the Segmenter's device, precision, backend, input scale and compilation."""
 
     weights: str
     device: str = "auto"
@@ -37,6 +37,8 @@ class NodeSpec:
     input_scale: float = 1.0
     cameras: tuple[str, ...] = ()
     """Cameras of one node (parameter ``cameras``); empty: the single-camera node."""
+    compile: bool = False
+    """The node's ``compile`` (torch backend: torch.compile)."""
 
     def camera_names(self) -> list[str]:
         """The cameras whose topics the node serves: ``['']`` for the single-camera node."""
@@ -50,4 +52,6 @@ def node_command(spec: NodeSpec, *ros_args: str) -> list[str]:
     words = [w for key, value in params.items() for w in ("-p", f"{key}:={value}")]
     if spec.cameras:
         words += ["-p", f"cameras:=[{', '.join(spec.cameras)}]"]
+    if spec.compile:
+        words += ["-p", "compile:=true"]
     return python_module("bialign_ros.node", "--ros-args", *words, *ros_args)

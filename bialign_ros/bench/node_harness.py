@@ -51,6 +51,8 @@ from bialign_ros.transport import prepare_for_large_frames
 
 READY_TIMEOUT = 180.0
 """Seconds the node may take to load the model and subscribe (a TensorRT engine build takes long)."""
+FIRST_LABELS_TIMEOUT = 600.0
+"""Seconds the node may take for its first labels (a compiled graph compiles on its first frame)."""
 
 
 def node_ready(statuses: dict[str, dict[str, Any]], cameras: Sequence[str], reliability: str) -> bool:
@@ -90,6 +92,8 @@ class NodeRun:
     ``cpu_<group>_percent``)."""
     harness_cpu: list[float] = field(default_factory=list)
     """This process's CPU (% of one core) during each slice: the camera and the output subscribers."""
+    first_frames: int = 0
+    """Frames published (per camera) before the run, until the node's first labels came back."""
 
     def __post_init__(self) -> None:
         if not self.windows_ns:
@@ -187,6 +191,16 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
                                f"(exit {node.proc.poll()}):\n{node.output[-3000:]}")
         if slices < 1:
             raise ValueError(f"slices must be at least 1, got {slices}")
+        # A compiled graph compiles on its first frame: the run starts once labels come back.
+        first, first_frames = time.monotonic(), 0
+        while not all(c.arrivals for c in collectors.values()):
+            if node.proc.poll() is not None or time.monotonic() - first > FIRST_LABELS_TIMEOUT:
+                raise RuntimeError(f"no labels came back within {FIRST_LABELS_TIMEOUT:g} s of frames at "
+                                   f"{rate_hz:g} Hz (exit {node.proc.poll()}):\n{node.output[-3000:]}")
+            rig.publish_all()
+            first_frames += 1
+            spin_until(lambda: False, 1.0 / rate_hz)
+        drain_outputs(executor, collectors.values(), rig)
         measured = max(slices, round(rate_hz * seconds))
         windows, harness_cpu = [], []
         for k in range(slices):
@@ -214,7 +228,7 @@ def run_node(spec: NodeSpec, images: Sequence[np.ndarray], rate_hz: float, secon
         return NodeRun(rig.published_ns, {cam: c.arrivals for cam, c in collectors.items()}, rig.statuses,
                        measured / rate_hz, rate_hz, memory,
                        {cam: dict(c.received) for cam, c in collectors.items()}, windows, rig.node_cpu,
-                       rig.node_threads, harness_cpu)
+                       rig.node_threads, harness_cpu, first_frames)
     finally:
         executor.shutdown()
         for n in (rig, *collectors.values()):

@@ -352,7 +352,8 @@ def print_node_benchmark(record: dict[str, Any], reliability: str, duration: flo
           f"{', '.join(record['subscribed'])}")
     if "multi_camera" in record:
         print("one camera:")
-    print(f"  frames published {one['published']}, received by the node {one['node_received']} "
+    print(f"  frames published {one['published']} ({one['first_labels_frames']} of them until the first labels came "
+          f"back), received by the node {one['node_received']} "
           f"({one['node_received'] / one['published']:.1%}), processed {one['node_processed']}, "
           f"dropped (latest wins) {one['node_dropped']}, label images received {one['outputs']}"
           + "".join(f", {name} {count}" for name, count in one["outputs_received"].items()))

@@ -108,7 +108,7 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
 def configuration_options(opts: SuiteOptions, name: str, weights: str, height: int, width: int, frames: str,
                           reference: Path) -> MeasureOptions:
     """The options of configuration ``name`` at one size: the reference saves its labels, the others
-    compare with them; the node runs with every configuration but the compiled one."""
+    compare with them."""
     config = CONFIGS[name]
     is_reference = name == REFERENCE_CONFIG
     return MeasureOptions(
@@ -117,7 +117,7 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
         warmup=opts.warmup, time_budget=opts.time_budget, config_name=name, frames=frames,
         reference=str(reference) if not is_reference and reference.is_file() else None,
         save_labels=str(reference) if is_reference else None,
-        node=opts.node and not config.compile, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
+        node=opts.node, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
         node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs,
         node_slices=opts.node_slices)
 
@@ -171,7 +171,8 @@ def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, wi
     config = CONFIGS[name]
     return NodeBenchOptions(weights=weights, width=width, height=height, input_scale=1.0, cameras=opts.cameras,
                             rate=round(rate, 3), duration=opts.node_seconds, device=config.device,
-                            precision=config.precision, backend=config.backend, outputs=opts.node_outputs,
+                            precision=config.precision, backend=config.backend, compile=config.compile,
+                            outputs=opts.node_outputs,
                             domain_id=pick_domain_id("benchmarks"))
 
 

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--backend", default="auto", help="node and bare Segmenter backend (default: from the file)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: the node (parameter compile) and the bare Segmenter run torch.compile")
     p.add_argument("--reliability", default="reliable", choices=tuple(RELIABILITY_POLICIES),
                    help="reliability of the camera publisher (the node's QoS stays at its default)")
     p.add_argument("--outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
@@ -76,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         opts = NodeBenchOptions(
             weights=weights, width=args.width, height=args.height, rate=args.rate, duration=args.duration,
             input_scale=args.input_scale, cameras=args.cameras, device=args.device, precision=args.precision,
-            backend=args.backend, reliability=args.reliability, bare_frames=args.bare_frames, outputs=args.outputs,
-            slices=args.slices,
+            backend=args.backend, compile=args.compile, reliability=args.reliability, bare_frames=args.bare_frames,
+            outputs=args.outputs, slices=args.slices,
             domain_id=pick_domain_id("benchmarks") if args.domain_id is None else args.domain_id)
         try:
             record = run_node_benchmark(opts)
