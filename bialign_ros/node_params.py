@@ -140,7 +140,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               ".engine/.plan tensorrt).", choices=BACKEND_CHOICES),
     ParamSpec("compile", False,
               "torch backend: run the graph through torch.compile (inductor, frozen weights), the fastest "
-              "CPU path (bf16 on a 2-core Xeon: about 0.75x the eager frame time). The first frame of each "
+              "CPU path (bf16 on a 2-core Xeon: 0.75-0.85x the eager frame time). The first frame of each "
               "image size compiles (about 20 s there; frames arriving meanwhile are dropped as usual); "
               "needs a C++ compiler. Other backends refuse it."),
     ParamSpec("input_scale", 1.0,
