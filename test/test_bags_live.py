@@ -176,7 +176,7 @@ def run_live(weights: Path, work: Path, drop_frames: bool, rate: float,
                                           "--idle-timeout", "30", "--out", live_json,
                                           "--report-period", "2"), ros_env(domain))  # progress in a failure's output
         processes.append(live)
-        assert live.wait_for_output("listening:", 60), live.output
+        assert live.wait_for_output("listening:", 90), live.output  # the tool gives up after 60 s, saying why
         assert node.wait_for_output("subscribed to /camera/image", 120), node.output
         assert peer.wait_for_publishers("/segmentation/labels", 1, 60), node.output
         player = ChildProcess(python_module("bialign_ros.cli.bag_play", bag, "--rate", rate,

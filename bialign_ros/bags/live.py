@@ -25,6 +25,9 @@ from bialign_ros.codec.cdr_reader import deserialize_image
 from bialign_ros.node_interface import CLASS_TABLE_PARAMS
 
 RELIABILITIES = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+RESEND_S = 2.0
+"""Seconds before the class-table request is sent again: Fast DDS can lose a service's response when it
+answers before its response writer has matched the client's reader (ros2/rmw_fastrtps#842)."""
 
 
 def publisher_class_names(node: Node, executor: Executor, labels_topic: str,
@@ -47,8 +50,13 @@ def publisher_class_names(node: Node, executor: Executor, labels_topic: str,
     try:
         if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
             raise ValueError(f"{name}, which publishes {topic}, answers no parameter requests")
-        future = client.call_async(GetParameters.Request(names=[CLASS_TABLE_PARAMS[0]]))
-        executor.spin_until_future_complete(future, timeout_sec=max(0.1, deadline - time.monotonic()))
+        while True:  # the request only reads: sent again until a response comes or the time is up
+            future = client.call_async(GetParameters.Request(names=[CLASS_TABLE_PARAMS[0]]))
+            left = deadline - time.monotonic()
+            executor.spin_until_future_complete(future, timeout_sec=max(0.1, min(left, RESEND_S)))
+            if future.done() or left <= RESEND_S:
+                break
+            client.remove_pending_request(future)
         values = future.result().values if future.done() else []
     finally:
         node.destroy_client(client)
