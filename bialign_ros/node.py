@@ -295,13 +295,12 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
 
     def _configure(self) -> None:
         cfg = self.config
-        if cfg.compile and backend_for_file(cfg.weights, cfg.backend) != "torch":
+        if cfg.compile and (backend := backend_for_file(cfg.weights, cfg.backend)) != "torch":
             raise ParamError(f"parameter 'compile': true applies to the torch backend (.pt files); "
-                             f"{cfg.weights} runs on {backend_for_file(cfg.weights, cfg.backend)}")
-        # A compiled graph is compiled for each image size: a warm-up frame would compile one size more.
+                             f"{cfg.weights} runs on {backend}")
         self.segmenter = Segmenter.from_checkpoint(cfg.weights, device=cfg.device, precision=cfg.precision,
                                                    input_scale=cfg.input_scale, backend=cfg.backend,
-                                                   compile=cfg.compile, warmup=not cfg.compile)
+                                                   compile=cfg.compile)
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
         obstacles = self._choose_ground_classes(self.segmenter.meta.class_names)

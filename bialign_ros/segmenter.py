@@ -184,7 +184,8 @@ class Segmenter:
         auto|fp32|fp16|bf16|int8; exported files hold their own precision, which ``auto`` takes and
         any other value must match. ``input_scale`` resizes the network input (e.g. 0.5 on a CPU)
         while outputs stay at the image's size. ``compile`` wraps the torch backend in
-        ``torch.compile``; ``threads`` sets ONNX Runtime's intra-op threads (0: physical cores).
+        ``torch.compile`` (then without a warm-up frame); ``threads`` sets ONNX Runtime's intra-op
+        threads (0: physical cores).
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -222,7 +223,7 @@ class Segmenter:
         seg = cls(runner, meta, input_scale, model=model)
         if meta.training.get("untrained"):
             LOG.warning("%s holds UNTRAINED weights: labels and edges will be noise", path)
-        if warmup:
+        if warmup and not compile:  # a compiled graph compiles per image size: a warm-up would add one
             seg.segment(np.zeros((256, 512, 3), np.uint8))
         return seg
 

@@ -74,7 +74,7 @@ class BareSegmenter:
         self.opts, self.batches = opts, batches
         self.seg = Segmenter.from_checkpoint(opts.weights, device=opts.device, precision=opts.precision,
                                              input_scale=opts.input_scale, backend=opts.backend,
-                                             compile=opts.compile, warmup=not opts.compile)
+                                             compile=opts.compile)
         self.work = segmenter_work(opts.outputs)
         self.cpu_percent: list[float] = []
         """This process's CPU (% of one core) during each :meth:`times`: the bare Segmenter's use of the cores."""
