@@ -14,10 +14,11 @@ from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from bialign_ros.bench.measure import node_ratio  # noqa: E402
+from bialign_ros.bench.node_bench import one_camera_result  # noqa: E402
 from bialign_ros.bench.node_harness import NodeRun, node_ready, node_settled  # noqa: E402
 from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
 from bialign_ros.cli.output_collector import Arrival  # noqa: E402
-from bialign_ros.node_interface import diagnostic_name  # noqa: E402
+from bialign_ros.node_interface import NODE_NAME, diagnostic_name  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -205,3 +206,18 @@ def test_delivered_rate_is_that_of_the_arrivals_not_of_the_windows_length():
     delivery = run.delivery()
     assert (delivery["published"], delivery["delivered"]) == (8, 8)  # stamp 2.0 s lies between the windows
     assert delivery["delivered_hz"] == pytest.approx(1.0)  # not 8 frames / 4 s
+
+
+def test_rates_and_latency_leave_out_the_frames_before_the_measured_window():
+    """The first labels of a compiled graph wait seconds for it to compile, before the run starts:
+    counted among the outputs, not in the latency or the rates."""
+    second = 1_000_000_000
+    published = [i * second // 2 for i in range(10)]  # 2 Hz from 0 to 4.5 s; the window: the last 2 s
+    arrivals = [Arrival(0, 6.0, 6.0)] + [Arrival(t, 0.1, t / second + 0.1) for t in published[6:]]
+    status = {"frames_received": 10, "frames_dropped": 5, "frames_processed": 5}
+    run = NodeRun(published, {"": arrivals}, {diagnostic_name(NODE_NAME): status}, seconds=2.0, rate_hz=2.0,
+                  outputs_received={"": {}})
+    result = one_camera_result(run)
+    assert result["outputs"] == 5 and result["first_labels_frames"] == 0
+    assert result["latency_ms"]["max"] == pytest.approx(100.0) and result["latency_ms"]["mean"] == pytest.approx(100.0)
+    assert result["output_median_rate_hz"] == pytest.approx(2.0)

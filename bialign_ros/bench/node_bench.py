@@ -26,7 +26,7 @@ import numpy as np
 from bialign_ros.bench.measure import node_ratio
 from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.bench.node_harness import NodeRun, run_node
-from bialign_ros.cli.output_collector import OutputSummary
+from bialign_ros.cli.output_collector import Arrival, OutputSummary
 from bialign_ros.ground_outputs import segmenter_work
 from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.segmenter import Segmenter
@@ -116,10 +116,17 @@ def _counts(status: dict[str, Any]) -> dict[str, int]:
             "node_processed": int(status["frames_processed"])}
 
 
+def _measured_summary(arrivals: list[Arrival]) -> OutputSummary:
+    """Rates and latency of the label images of the measured windows, in order of arrival: the frames
+    before (warm-up, and the first labels, which wait while a compiled graph compiles) are left out."""
+    return OutputSummary.of(sorted(arrivals, key=lambda a: a.at))
+
+
 def _camera_result(run: NodeRun, camera: str) -> dict[str, Any]:
-    summary = OutputSummary.of(run.arrivals[camera])
+    """Counts over the whole run; rates and latency over the measured windows (see :func:`_measured_summary`)."""
+    summary = _measured_summary(run.measured_arrivals(camera))
     return {"published": len(run.published_ns), "first_labels_frames": run.first_frames,
-            **_counts(run.status(camera)), "outputs": summary.outputs,
+            **_counts(run.status(camera)), "outputs": len(run.arrivals[camera]),
             "outputs_received": run.outputs_received[camera],
             "delivered_hz": run.delivery(camera)["delivered_hz"], "output_rate_hz": summary.rate_hz,
             "output_median_rate_hz": summary.median_rate_hz, "latency_ms": summary.latency_ms,
@@ -143,17 +150,16 @@ def several_cameras_result(run: NodeRun) -> dict[str, Any]:
     for result in per_camera.values():
         del result["latency_text"]
     node_status = run.status()
-    arrivals = sorted((a for cam in run.arrivals.values() for a in cam), key=lambda a: a.at)
-    everything = OutputSummary.of(arrivals)
+    measured = _measured_summary([a for cam in run.arrivals for a in run.measured_arrivals(cam)])
     return {"published": len(run.published_ns) * len(per_camera), "first_labels_frames": run.first_frames,
             **_counts(node_status),
-            "outputs": everything.outputs,
+            "outputs": sum(len(arrivals) for arrivals in run.arrivals.values()),
             "combined_rate_hz": sum(c["output_median_rate_hz"] for c in per_camera.values()),
             "combined_overall_rate_hz": sum(c["output_rate_hz"] for c in per_camera.values()),
             "combined_delivered_hz": sum(c["delivered_hz"] for c in per_camera.values()),
             "forward_passes": int(node_status["forward_passes"]),
             "batched_frames": int(node_status["batched_frames"]),
-            "latency_ms": everything.latency_ms, "latency_text": everything.latency_text(),
+            "latency_ms": measured.latency_ms, "latency_text": measured.latency_text(),
             "per_camera": per_camera}
 
 

@@ -103,6 +103,11 @@ class NodeRun:
     def _measured(self, stamp_ns: int) -> bool:
         return any(start < stamp_ns <= end for start, end in self.windows_ns)
 
+    def measured_arrivals(self, camera: str = "") -> list[Arrival]:
+        """``camera``'s label images whose input stamps lie in the measured windows (not those of the
+        warm-up frames, nor the first labels, which wait for a compiled graph to compile)."""
+        return [a for a in self.arrivals[camera] if self._measured(a.stamp_ns)]
+
     def node_cpu_percent(self) -> float | None:
         """The node process's mean CPU (% of one core) over its reports within the measured windows."""
         inside = [cpu for stamp, cpu in self.node_cpu if self._measured(stamp)]
@@ -131,7 +136,7 @@ class NodeRun:
         window's length would flatter a node by up to two frames per window.
         """
         sent = sum(self._measured(t) for t in self.published_ns)
-        got = [a for a in self.arrivals[camera] if self._measured(a.stamp_ns)]
+        got = self.measured_arrivals(camera)
         gaps = span = 0.0
         for start, end in self.windows_ns:
             times = sorted(a.at for a in got if start < a.stamp_ns <= end)

@@ -171,7 +171,8 @@ def timing_note(suite: dict[str, Any]) -> list[str]:
 def targets_section(suite: dict[str, Any]) -> list[str]:
     """Markdown lines: per size, the fastest configuration whose labels agree with fp32 on at least
     :data:`AGREEMENT_TARGET` against the Segmenter's target, and every configuration's node ratio
-    against its :func:`node_target`."""
+    against its :func:`node_target`; figures to three places, so that a ratio just below its target does
+    not read as the target itself."""
     lines = ["## Against the targets", "",
              f"Targets: the best backend through the Segmenter at >= {LIMIT_TARGET}x the int8 limit with >= "
              f"{100 * AGREEMENT_TARGET:.0f} % label agreement with fp32; on every backend, the node's delivered "
@@ -186,13 +187,13 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
         s, of_limit = best["segmenter"], best["segmenter"].get("of_int8_limit")
         agree = "reference" if best["config"] == REFERENCE_CONFIG else f"{100 * best['agreement']:.2f} %"
         lines.append(f"| {size['height']}x{size['width']} | {best['config']} | {s['fps']:.2f} | "
-                     f"{_fmt(of_limit, '.2f')}x ({_met(of_limit, LIMIT_TARGET)}) | {agree} |")
+                     f"{_fmt(of_limit, '.3f')}x ({_met(of_limit, LIMIT_TARGET)}) | {agree} |")
     nodes = [r for r in suite["results"] if r.get("node")]
     if nodes:
         lines += ["", "| configuration | size | node / Segmenter | target |", "|---|---|---|---|"]
         for r in nodes:
             ratio, target = r["node"].get("ratio_to_segmenter"), node_target(r["config"])
-            lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {_fmt(ratio, '.2f')} "
+            lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {_fmt(ratio, '.3f')} "
                          f"| >= {target} ({_met(ratio, target)}) |")
     lines += ["", "For reference (quoted from the project's issue, measured on this kind of machine in the "
               "same way, not in this run): the fastest published models of similar accuracy run in int8 "
