@@ -18,6 +18,7 @@ import pytest
 from bialign_ros.bench.configs import CONFIGS, select_configs
 from bialign_ros.bench.measure import MIN_SLICE_FRAMES, MeasureOptions, node_ratio, node_seconds, node_spec
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
+from bialign_ros.bench.ort_profile import PROFILE_RUNS, summarise_profile, top_operators
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import cpu_breakdown, markdown_report
 from bialign_ros.bench.resize_cost import measure_resize_cost
@@ -381,3 +382,42 @@ def test_output_costs_table_holds_each_figure_against_its_target():
                                        "frame (+14.0 %) | <= +15 % | meets |")
     assert rows["node delivered rate, every output / labels only"].endswith(
         "= 0.85 (pairs of runs: 0.80, 0.90) | >= 0.9 | MISSES |")
+
+
+def test_profile_summary_counts_the_last_frames_kernel_times_per_operator_type():
+    def node(op, ts, dur, suffix="_kernel_time"):
+        return {"cat": "Node", "name": f"n_{op}{suffix}", "ts": ts, "dur": dur, "args": {"op_name": op}}
+
+    def frame(ts, dur):
+        return {"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}
+
+    events = [frame(0, 100), node("QLinearConv", 10, 50),  # the warm-up frame
+              frame(200, 100), node("QLinearConv", 210, 40), node("QGemm", 250, 30),
+              node("QGemm", 260, 9, "_fence_before"),
+              frame(400, 80), node("QLinearConv", 410, 60)]
+    profile = summarise_profile(events, 2)
+    assert profile["frames"] == 2 and profile["frame_ms"] == pytest.approx(0.09)
+    assert list(profile["operators_ms"]) == ["QLinearConv", "QGemm"]  # largest first
+    assert list(profile["operators_ms"].values()) == pytest.approx([0.05, 0.015])
+    rows = top_operators(profile, top=1)
+    assert [op for op, _, _ in rows] == ["QLinearConv", "other", "between kernels"]
+    assert [ms for _, ms, _ in rows] == pytest.approx([0.05, 0.015, 0.025])
+    assert rows[0][2] == pytest.approx(0.05 / 0.09)
+    with pytest.raises(ValueError, match="holds 3 frame"):
+        summarise_profile(events, 4)
+
+
+def test_report_says_where_an_int8_frame_goes(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    result = next(r for r in record["results"] if r["backend"] == "onnxruntime")
+    profile = result["ort_profile"]  # ONNX Runtime's own profiler on the Segmenter's graph
+    assert profile["frames"] == PROFILE_RUNS and any("Conv" in op for op in profile["operators_ms"])
+    assert 0 < sum(profile["operators_ms"].values()) <= profile["frame_ms"]
+    assert "## Where an int8 frame goes" not in markdown_report(record)  # an fp32 graph only
+    result["precision"] = "int8"
+    text = markdown_report(record)
+    (op, ms, share), *_ = top_operators(profile)
+    row = f"| {result['config']} | 64x96 | {profile['frame_ms']:.1f} | {op} {ms:.1f} ({100 * share:.0f} %), "
+    assert "## Where an int8 frame goes" in text and row in text and text.split(row)[1].split("\n")[0].endswith("| – |")
+    record["previous"] = previous_run(suite / "suite.json")
+    assert f"| {op} {100 * share:.0f} %, " in markdown_report(record).split(row)[1].split("\n")[0]

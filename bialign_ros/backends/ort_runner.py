@@ -50,6 +50,18 @@ def session_options(threads: int = 0):
     return so
 
 
+def ort_session(model: bytes | str, threads: int, providers: list[str], profile_prefix: str | None = None):
+    """An ONNX Runtime session of ``model`` (a path or serialised ONNX) with :func:`session_options`;
+    with ``profile_prefix``, ONNX Runtime's profiler on, writing its JSON there (see ``end_profiling``)."""
+    import onnxruntime as ort
+
+    so = session_options(threads)
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model, so, providers=providers)
+
+
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 """The GPU execution providers, in the order they are tried."""
 
@@ -97,7 +109,7 @@ class OrtRunner(Runner):
             raise ExportError(f"ONNX file not found: {path}")
         self.providers = providers_for(device)
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads), providers=self.providers)
+            self.session = ort_session(str(path), threads, self.providers)
         except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidGraph,
                 ort.capi.onnxruntime_pybind11_state.InvalidProtobuf) as exc:
             raise ExportError(f"cannot load ONNX file {path}: {exc}") from exc
@@ -119,33 +131,36 @@ class OrtRunner(Runner):
         self._lean: Any = None if outputs - set(LABELS_AND_EDGES) else self.session
 
     def lean_session(self):
-        """The session that computes labels and edges only: on the CPU, the graph cut down to them.
+        """The session that computes labels and edges only: on the CPU, the graph cut down to them
+        (:meth:`labels_and_edges_model`).
 
         ONNX Runtime runs every node of a graph whatever outputs a call fetches, and the confidence's
         softmax over every pixel is 3-8 % of a frame (int8 at 512x1024: 197 against 213 ms). The cut
         graph is made on first use (about a second; the Segmenter's warm-up does it). It is the whole
-        graph on a GPU provider (TensorRT would build a second engine), without the ``onnx`` package
-        (the ONNX-only install), and when the graph cannot be cut (a warning says why).
+        graph on a GPU provider (TensorRT would build a second engine).
         """
         if self._lean is None:
-            self._lean = self.session
-            if self.providers == ["CPUExecutionProvider"]:
-                try:
-                    import onnx
-                    import onnx.utils
-                except ImportError:
-                    return self.session
-                import onnxruntime as ort
-
-                try:
-                    cut = onnx.utils.Extractor(onnx.load_model(str(self.path))).extract_model(
-                        [INPUT_NAME], list(LABELS_AND_EDGES))
-                    self._lean = ort.InferenceSession(cut.SerializeToString(), session_options(self.threads),
-                                                      providers=self.providers)
-                except Exception as exc:  # any failure leaves the whole graph, which is correct, only slower
-                    LOG.warning("%s: running the whole graph for labels and edges (cannot cut it: %s)",
-                                self.path.name, exc)
+            model = self.labels_and_edges_model()
+            self._lean = self.session if isinstance(model, str) else ort_session(model, self.threads, self.providers)
         return self._lean
+
+    def labels_and_edges_model(self) -> bytes | str:
+        """The graph :meth:`lean_session` runs: on the CPU provider, the file's graph cut down to the labels
+        and edges (serialised ONNX); the file's path on a GPU provider, without the ``onnx`` package (the
+        ONNX-only install), and when the graph cannot be cut (a warning says why)."""
+        if self.providers != ["CPUExecutionProvider"]:
+            return str(self.path)
+        try:
+            import onnx
+            import onnx.utils
+        except ImportError:
+            return str(self.path)
+        try:
+            return onnx.utils.Extractor(onnx.load_model(str(self.path))).extract_model(
+                [INPUT_NAME], list(LABELS_AND_EDGES)).SerializeToString()
+        except Exception as exc:  # any failure leaves the whole graph, which is correct, only slower
+            LOG.warning("%s: running the whole graph for labels and edges (cannot cut it: %s)", self.path.name, exc)
+            return str(self.path)
 
     def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
         check_batch(images)

@@ -16,6 +16,7 @@ import numpy as np
 from bialign_ros.bench.configs import CONFIDENT_MARGIN
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.node_command import NodeSpec
+from bialign_ros.bench.ort_profile import profile_runner
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, on_worker_thread, peak_rss_mb, time_calls
 
@@ -34,12 +35,17 @@ def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:
     return delivered_hz / (sum(around) / len(around))
 
 
+def network_batch(seg: Segmenter, image: np.ndarray) -> np.ndarray:
+    """``image`` resized to ``seg``'s network size, as a batch of one: what the bare graph is timed on."""
+    h, w = seg.network_size(*image.shape[:2])
+    return np.ascontiguousarray(cv2.resize(image, (w, h)) if (h, w) != image.shape[:2] else image)[None]
+
+
 def time_bare_model(seg: Segmenter, image: np.ndarray, iters: int, warmup: int,
                     budget_s: float = math.inf) -> dict[str, float]:
     """Time the inference graph alone on an image already at the network's size (``budget_s`` as in
     :func:`~bialign_ros.timing.time_alternating`)."""
-    h, w = seg.network_size(*image.shape[:2])
-    batch = np.ascontiguousarray(cv2.resize(image, (w, h)) if (h, w) != image.shape[:2] else image)[None]
+    batch = network_batch(seg, image)
     return time_calls(lambda: seg.runner.run(batch), iters, warmup, budget_s)
 
 
@@ -158,6 +164,8 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
         record["confident_fraction"] = float(confident.mean())
         record["agreement_frames"] = int(len(frames))
     record["memory_peak_mb"] = peak_rss_mb()
+    if seg.backend == "onnxruntime" and seg.device == "cpu":
+        record["ort_profile"] = profile_runner(seg.runner, network_batch(seg, image))
     record["node"] = measure_node(seg, opts, image) if opts.node else None
     record["hardware"] = hardware_summary()
     return record

@@ -10,6 +10,7 @@ import numpy as np
 
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIDENT_MARGIN, LIMIT_TARGET, REFERENCE_CONFIG, node_target
 from bialign_ros.bench.measure import MIN_SLICE_FRAMES
+from bialign_ros.bench.ort_profile import top_operators
 from bialign_ros.bench.suite import best_result
 from bialign_ros.node_report import THREAD_GROUPS
 from bialign_ros.timing import MIN_TIMED_ROUNDS
@@ -53,6 +54,9 @@ def print_record(record: dict[str, Any], hw: dict[str, Any]) -> None:
               f"Hz published, {node['dropped']} dropped, latency p50 {_fmt(node['latency_p50_ms'])} ms")
     if record.get("agreement") is not None:
         print(f"label agreement with the reference: {100 * record['agreement']:.3f}%")
+    if record.get("ort_profile"):
+        print(f"ONNX Runtime's profile, ms per frame ({record['ort_profile']['frame_ms']:.1f} in all): "
+              + _profile_text(record["ort_profile"]))
 
 
 def markdown_report(suite: dict[str, Any]) -> str:
@@ -105,6 +109,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
                 f"{_fmt(n.get('latency_p50_ms'), '.0f')} |")
         lines.append("")
     lines += targets_section(suite)
+    lines += int8_profile_section(suite)
     lines += node_cpu_section(suite)
     lines += previous_section(suite)
     lines += cameras_section(suite)
@@ -276,6 +281,35 @@ def node_cpu_section(suite: dict[str, Any]) -> list[str]:
                      + f" | {_fmt(n.get('cpu_percent'), '.0f')} | {_fmt(n.get('harness_cpu_percent'), '.0f')} | "
                      f"{_fmt(idle_percent(n.get('cpu_percent'), n.get('harness_cpu_percent'), cores), '.0f')} |")
     return [*lines, ""]
+
+
+def int8_profile_section(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines: where each int8 configuration's frame goes by operator type (its ``ort_profile``),
+    beside the previous run's shares when that record has the same profile; none without profiles."""
+    rows = [r for r in suite["results"] if r.get("ort_profile") and r.get("precision") == "int8"]
+    if not rows:
+        return []
+    earlier = {(r["config"], r["height"], r["width"]): r.get("ort_profile")
+               for r in (suite.get("previous") or {}).get("results", [])}
+    lines = ["## Where an int8 frame goes", "",
+             f"ONNX Runtime's profiler on the graph the Segmenter runs for labels and edges, at the network's size: "
+             f"kernel time per frame by operator type, the mean of {rows[0]['ort_profile']['frames']} frames after a "
+             "warm-up one, in a session of its own (profiling adds a little to a frame); *between kernels* is the "
+             "frame time no kernel accounts for. The previous run's shares stand beside them where its record "
+             "has a profile.", "",
+             "| configuration | size | profiled frame ms | ms per frame (share) | previous run's shares |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        profile, old = r["ort_profile"], earlier.get((r["config"], r["height"], r["width"]))
+        now = _profile_text(profile)
+        before = ", ".join(f"{op} {100 * share:.0f} %" for op, _, share in top_operators(old)) if old else "–"
+        lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {profile['frame_ms']:.1f} | {now} | {before} |")
+    return [*lines, ""]
+
+
+def _profile_text(profile: dict[str, Any]) -> str:
+    """e.g. ``QLinearConv 49.0 (56 %), QGemm 10.5 (12 %), ..., between kernels 2.2 (3 %)``."""
+    return ", ".join(f"{op} {ms:.1f} ({100 * share:.0f} %)" for op, ms, share in top_operators(profile))
 
 
 def _met(value: float | None, target: float) -> str:

@@ -128,7 +128,7 @@ def previous_run(path: Path) -> dict[str, Any]:
     ValueError names a file that is missing or not such a record."""
     try:
         record = json.loads(Path(path).read_text())
-        kept = ("config", "height", "width", "segmenter", "node")
+        kept = ("config", "height", "width", "segmenter", "node", "ort_profile")
         results = [{k: r.get(k) for k in kept} for r in record["results"]]
         return {"path": str(path), "started": record["started"], "hardware": record["hardware"], "results": results}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
