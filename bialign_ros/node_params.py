@@ -140,9 +140,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               ".engine/.plan tensorrt).", choices=BACKEND_CHOICES),
     ParamSpec("compile", False,
               "torch backend: run the graph through torch.compile (inductor, frozen weights), the fastest "
-              "CPU path (bf16 on a 2-core Xeon: 0.75-0.85x the eager frame time). The first frame of each "
+              "CPU path (bf16 on a 2-core Xeon: 0.65-0.9x the eager frame time). The first frame of each "
               "image size compiles, and the first one after the confidence map starts or stops being needed "
-              "(up to 20 s there, less once inductor has cached it; frames arriving meanwhile are dropped as "
+              "(up to 30 s there, less once inductor has cached it; frames arriving meanwhile are dropped as "
               "usual); needs a C++ compiler. Other backends refuse it."),
     ParamSpec("input_scale", 1.0,
               "Scale of the network input relative to the camera image (e.g. 0.5 on a CPU); "

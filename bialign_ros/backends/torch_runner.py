@@ -43,7 +43,8 @@ class TorchRunner(Runner):
     CPU: fp32, or bf16 through autocast; channels-last memory and the space-to-depth stems.
     CUDA: fp16 (or fp32) weights, channels-last, pinned-memory upload; normalisation, argmax and the
     edge quantisation run on the device, so only uint8 crosses back (edges arrive in steps of 1/255).
-    ``compile=True`` wraps the graph in ``torch.compile`` with inductor's weight freezing; the first
+    ``compile=True`` wraps the graph in ``torch.compile`` with inductor's weight freezing (and, on the
+    CPU, its C++ wrapper); the first
     call at each input size compiles (tens of seconds to minutes on a small CPU).
     """
 
@@ -74,7 +75,10 @@ class TorchRunner(Runner):
             # Freezing folds the weights into the compiled graph (prepacked for oneDNN on CPUs); without
             # it the compiled graph was slower than eager here. It is a process-wide setting.
             inductor_config.freezing = True
-            self._fn = torch.compile(graph, dynamic=False)
+            # On the CPU the compiled graph's kernels are called from generated C++ instead of Python:
+            # 50 against 55 ms a bf16 frame at 512x1024 here, for 30 s of compiling instead of 22.
+            options = {"cpp_wrapper": True} if device.type == "cpu" else None
+            self._fn = torch.compile(graph, dynamic=False, options=options)
 
     @torch.inference_mode()
     def run_tensors(self, images: torch.Tensor, confidence: bool = False,
