@@ -22,6 +22,8 @@ PEAK_KINDS: tuple[str, ...] = ("torch_fp32", "torch_bf16", "ort_fp32", "ort_int8
 PRECISION_PEAKS = {"fp32": ("torch_fp32", "ort_fp32"), "bf16": ("torch_bf16",), "fp16": (),
                    "int8": ("ort_int8",)}
 """Which measured peaks bound a precision: its limit is the best of them."""
+PEAK_REPEATS = 5
+"""Timed passes of a benchmark's peak measurement (the best counts)."""
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,13 @@ def test_suite_runs_configurations_side_by_side(suite):
     for r in results.values():
         # the budget (1 ms) cuts every timing to the three timed calls it never goes below
         assert r["model"]["n"] == r["segmenter"]["n"] == 3 and r["segmenter"]["fps"] > 0 and r["memory_peak_mb"] > 100
-        assert r["segmenter"]["of_int8_limit"] > 0
+        # each configuration against the int8 limit of its own minutes, and against the run's
+        size = record["sizes"][0]
+        beside = r["int8_peak_beside"]
+        assert len(beside) == 2 and min(beside) > 0
+        fps = r["segmenter"]["fps"]
+        assert r["segmenter"]["of_int8_limit"] == pytest.approx(fps / frame_limit(size["macs"], max(beside)))
+        assert r["segmenter"]["of_run_int8_limit"] == pytest.approx(fps / size["limits_fps"]["int8"])
     assert record["peaks"]["ort_int8"] > 0 and record["sizes"][0]["limits_fps"]["int8"] > 0
     unavailable = {u["config"]: u["reason"] for u in record["unavailable"]}
     assert "torch-fp16-cuda" in unavailable or "gpu" in record["hardware"]
@@ -224,6 +230,18 @@ def test_suite_writes_report_and_plot(suite):
     assert "5 timed calls after 1 untimed ones, fewer for a slow configuration" in text
     assert (suite / "fps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert markdown_report(record) == text
+
+
+def test_report_holds_the_best_configuration_against_the_int8_limit_of_its_own_minutes(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    best = max(record["results"], key=lambda r: r["segmenter"]["fps"])  # both agree with fp32 here
+    beside, s = best["int8_peak_beside"], best["segmenter"]
+    row = (f"| 64x96 | {best['config']} | {s['fps']:.2f} | {beside[0]:.0f} / {beside[1]:.0f} | "
+           f"{s['of_int8_limit']:.3f}x (")
+    text = markdown_report(record)
+    assert row in text and f"| {s['of_run_int8_limit']:.3f}x |" in text
+    every = [p for r in record["results"] for p in r["int8_peak_beside"]]
+    assert f"Int8 peaks beside the configurations: {min(every):.0f}-{max(every):.0f} GOP/s" in text
 
 
 def test_report_says_where_the_cores_went_in_the_node_runs(suite):

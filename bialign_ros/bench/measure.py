@@ -97,6 +97,10 @@ class MeasureOptions:
     """An ``.npz`` of reference labels and confident pixels to compare the labels with."""
     save_labels: str | None = None
     """Write this configuration's labels and confident pixels here (the reference of the others)."""
+    int8_peak_map: tuple[int, int] | None = None
+    """With a map size (height, width): the int8 peak on a convolution stack of that map, measured just
+    before the bare model's timing and just after the Segmenter's (record ``int8_peak_beside``), so that
+    the configuration can be held against the machine's speed of the same minutes."""
     node: bool = False
     node_seconds: float = 20.0
     node_warmup: float = 8.0
@@ -150,8 +154,11 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
         "device": seg.device, "precision": seg.precision, "compiled": opts.compile,
         "network_size": list(seg.network_size(opts.height, opts.width)), "weights": str(opts.weights),
     }
+    before = int8_peak(opts)
     record["model"] = time_bare_model(seg, image, opts.iters, opts.warmup, budget(opts))
     record["segmenter"] = time_segmenter(seg, image, opts.iters, opts.warmup, budget(opts))
+    if before is not None:
+        record["int8_peak_beside"] = [before, int8_peak(opts)]
     labels = np.stack([seg.segment(f, edges=False).labels for f in frames])
     if opts.save_labels:
         np.savez_compressed(opts.save_labels, labels=labels, confident=confident_pixels(seg, frames))
@@ -169,6 +176,17 @@ def _measure(seg: Segmenter, opts: MeasureOptions) -> dict[str, Any]:
     record["node"] = measure_node(seg, opts, image) if opts.node else None
     record["hardware"] = hardware_summary()
     return record
+
+
+def int8_peak(opts: MeasureOptions) -> float | None:
+    """The machine's int8 peak in GOP/s on a stack of ``opts.int8_peak_map`` (None without one)."""
+    if not opts.int8_peak_map:
+        return None
+    from bialign_ros.peaks import PEAK_REPEATS, ConvStack, measure_peaks  # imports torch
+
+    height, width = opts.int8_peak_map
+    return measure_peaks(ConvStack(height=height, width=width), kinds=("ort_int8",), threads=opts.threads,
+                         repeats=PEAK_REPEATS).ort_int8
 
 
 def node_spec(seg: Segmenter, opts: MeasureOptions) -> NodeSpec:

@@ -76,8 +76,11 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "", "## The machine's limits", "",
         f"Throughput of a stack of {stack['layers']} {stack['channels']}->{stack['channels']} 3x3 "
         f"convolutions on {stack['height']}x{stack['width']} (GOP/s, 2 ops per multiply-add), measured at "
-        "the start and at the end of the run; the higher of the two is the limit. A model's frame-rate "
-        "limit is this divided by its own operations per frame.",
+        "the start and at the end of the run; the higher of the two is the run's limit. A model's frame-rate "
+        "limit is this divided by its own operations per frame. The int8 peak is also measured beside each "
+        "configuration (just before its bare model's timing and just after its Segmenter's): the machine's "
+        "speed drifts within a run, and *of int8 limit* holds a configuration against the higher of those two, "
+        "the limit of its own minutes." + beside_note(suite),
         "",
         "| PyTorch fp32 | PyTorch bf16 | ONNX Runtime fp32 | ONNX Runtime int8 |", "|---|---|---|---|",
         f"| {_fmt(peaks['torch_fp32'], '.0f')} | {_fmt(peaks['torch_bf16'], '.0f')} | "
@@ -131,8 +134,9 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "ran, between the slices of its run (the camera paused) and just after, each slice held against the "
         "rates on either side (the machine's load drifts), the Segmenter computing the maps "
         "the subscribed outputs need (edges; the confidence map for confidence, free space, grid and points).",
-        "- *of int8 limit*: Segmenter FPS divided by the int8 frame-rate limit; *of own limit*: by the "
-        "limit of the configuration's own precision.",
+        "- *of int8 limit*: Segmenter FPS divided by the int8 frame-rate limit of the configuration's own "
+        "minutes (the run's where none was measured beside it); *of own limit*: by the run's limit of the "
+        "configuration's own precision.",
         "- *agreement*: fraction of pixels whose label equals PyTorch fp32's, over held-out synthetic "
         "frames (seeds no training or calibration frame uses); *on confident pixels*: the same over the "
         f"pixels where fp32's two largest logits differ by at least {CONFIDENT_MARGIN:g}"
@@ -155,6 +159,17 @@ def markdown_report(suite: dict[str, Any]) -> str:
         "the `.onnx` files as well; the backend follows from the file.", "",
     ]
     return "\n".join(lines)
+
+
+def beside_note(suite: dict[str, Any]) -> str:
+    """A sentence: the range of the int8 peaks measured beside the configurations and those of the run's start
+    and end (empty without the former)."""
+    beside = [p for r in suite["results"] for p in r.get("int8_peak_beside") or []]
+    if not beside:
+        return ""
+    ends = [suite[k]["ort_int8"] for k in ("peaks_at_start", "peaks_at_end") if k in suite]
+    return (f" Int8 peaks beside the configurations: {min(beside):.0f}-{max(beside):.0f} GOP/s"
+            + (f"; at the run's start and end: {' and '.join(f'{p:.0f}' for p in ends)}." if ends else "."))
 
 
 def timing_note(suite: dict[str, Any]) -> list[str]:
@@ -183,16 +198,19 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
              f"{100 * AGREEMENT_TARGET:.0f} % label agreement with fp32; on every backend, the node's delivered "
              f"rate >= {node_target('onnxruntime-int8')}x its bare Segmenter's ({node_target('torch-fp32')}x "
              "on torch).", "",
-             "| size | best configuration | Segmenter FPS | of int8 limit | agreement |",
-             "|---|---|---|---|---|"]
+             "| size | best configuration | Segmenter FPS | int8 peak beside, GOP/s | of int8 limit "
+             "| of the run's int8 limit | agreement |",
+             "|---|---|---|---|---|---|---|"]
     for size in suite["sizes"]:
         best = best_result(suite, size["height"], size["width"])
         if best is None:
             continue
         s, of_limit = best["segmenter"], best["segmenter"].get("of_int8_limit")
+        beside = " / ".join(f"{p:.0f}" for p in best.get("int8_peak_beside") or []) or "–"
         agree = "reference" if best["config"] == REFERENCE_CONFIG else f"{100 * best['agreement']:.2f} %"
-        lines.append(f"| {size['height']}x{size['width']} | {best['config']} | {s['fps']:.2f} | "
-                     f"{_fmt(of_limit, '.3f')}x ({_met(of_limit, LIMIT_TARGET)}) | {agree} |")
+        lines.append(f"| {size['height']}x{size['width']} | {best['config']} | {s['fps']:.2f} | {beside} | "
+                     f"{_fmt(of_limit, '.3f')}x ({_met(of_limit, LIMIT_TARGET)}) | "
+                     f"{_fmt(s.get('of_run_int8_limit'), '.3f')}x | {agree} |")
     nodes = [r for r in suite["results"] if r.get("node")]
     if nodes:
         lines += ["", "| configuration | size | node / Segmenter | target |", "|---|---|---|---|"]

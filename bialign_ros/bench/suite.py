@@ -21,7 +21,7 @@ from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFI
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.measure import MeasureOptions, use_threads
 from bialign_ros.bench.worker import WorkerFailed, run_in_child
-from bialign_ros.peaks import ConvStack, Peaks, frame_limit, measure_peaks, model_macs
+from bialign_ros.peaks import PEAK_REPEATS, ConvStack, Peaks, frame_limit, measure_peaks, model_macs
 from bialign_ros.ros_domains import pick_domain_id
 from bialign_ros.timing import hardware_summary
 
@@ -64,7 +64,7 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
     names = select_configs(opts.configs)
     print("measuring the machine's convolution peaks ...", flush=True)
     stack = ConvStack(height=opts.peak_map[0], width=opts.peak_map[1])
-    peaks = measure_peaks(stack, threads=opts.threads, repeats=5)
+    peaks = measure_peaks(stack, threads=opts.threads, repeats=PEAK_REPEATS)
     suite: dict[str, Any] = {"hardware": hardware_summary(), "peaks": peaks.to_dict(),
                              "peaks_at_start": peaks.to_dict(), "peak_stack": asdict(stack), "sizes": [],
                              "results": [], "unavailable": [], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -99,7 +99,7 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
     # Peaks again at the end: a shared machine can be busy at any moment, and a peak measured low
     # would flatter every ratio to it. The higher of the two runs is the limit.
     print("measuring the peaks again ...", flush=True)
-    again = measure_peaks(stack, threads=opts.threads, repeats=5)
+    again = measure_peaks(stack, threads=opts.threads, repeats=PEAK_REPEATS)
     suite["peaks_at_end"] = again.to_dict()
     apply_limits(suite, Peaks(**{k: max(v, again.to_dict()[k]) for k, v in peaks.to_dict().items()}))
     return suite
@@ -119,7 +119,7 @@ def configuration_options(opts: SuiteOptions, name: str, weights: str, height: i
         save_labels=str(reference) if is_reference else None,
         node=opts.node, node_seconds=opts.node_seconds, node_warmup=opts.node_warmup,
         node_rate=opts.node_rate, node_rate_factor=opts.node_rate_factor, node_outputs=opts.node_outputs,
-        node_slices=opts.node_slices)
+        node_slices=opts.node_slices, int8_peak_map=opts.peak_map)
 
 
 def previous_run(path: Path) -> dict[str, Any]:
@@ -177,15 +177,19 @@ def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, wi
 
 
 def apply_limits(suite: dict[str, Any], peaks: Peaks) -> None:
-    """Store ``peaks``, each size's frame-rate limits, and every figure's fraction of them."""
+    """Store ``peaks``, each size's frame-rate limits, and every figure's fraction of them: ``of_int8_limit``
+    against the int8 limit of the configuration's own minutes (the higher of the int8 peaks measured beside
+    its timing) where it has them, else against the run's, as ``of_run_int8_limit`` and ``of_own_limit`` are."""
     suite["peaks"] = peaks.to_dict()
     for size in suite["sizes"]:
         size["limits_fps"] = {p: frame_limit(size["macs"], peaks.limit(p)) if size["macs"] else None
                               for p in ("fp32", "bf16", "int8")}
     for record in suite["results"]:
-        limit = next(s["limits_fps"] for s in suite["sizes"]
-                     if (s["height"], s["width"]) == (record["height"], record["width"]))
+        size = next(s for s in suite["sizes"] if (s["height"], s["width"]) == (record["height"], record["width"]))
+        limit, beside = size["limits_fps"], record.get("int8_peak_beside")
+        int8 = frame_limit(size["macs"], max(beside)) if beside and size["macs"] else limit["int8"]
         for stage in ("model", "segmenter"):
             fps, own = record[stage]["fps"], limit.get(record["precision"])
-            record[stage]["of_int8_limit"] = fps / limit["int8"] if limit["int8"] else None
+            record[stage]["of_int8_limit"] = fps / int8 if int8 else None
+            record[stage]["of_run_int8_limit"] = fps / limit["int8"] if limit["int8"] else None
             record[stage]["of_own_limit"] = fps / own if own else None
