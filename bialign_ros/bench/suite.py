@@ -97,7 +97,8 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
     if opts.node and opts.cameras > 1:
         suite["cameras"] = measure_cameras(opts, suite, files)
     # Peaks again at the end: a shared machine can be busy at any moment, and a peak measured low
-    # would flatter every ratio to it. The higher of the two runs is the limit.
+    # would flatter every ratio to it. The higher of the two is the run's limit (a configuration with
+    # int8 peaks of its own beside it is held against those: apply_limits).
     print("measuring the peaks again ...", flush=True)
     again = measure_peaks(stack, threads=opts.threads, repeats=PEAK_REPEATS)
     suite["peaks_at_end"] = again.to_dict()
