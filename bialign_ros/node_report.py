@@ -22,6 +22,9 @@ pool: ONNX Runtime's or PyTorch's OpenMP workers); the thread that renders and p
 the executor (subscription callbacks, timers, services); Fast DDS's own threads; the Python worker
 threads of the exact upsampling and the depth projector."""
 
+MODEL_GROUPS = ("inference", "model_pool")
+"""The :data:`THREAD_GROUPS` that run the model; the others are the node's plumbing around it."""
+
 
 def thread_cpu_key(group: str) -> str:
     """The diagnostics key of a :data:`THREAD_GROUPS` entry's CPU: ``cpu_<group>_percent``."""

@@ -16,7 +16,14 @@ import onnxruntime as ort
 import pytest
 
 from bialign_ros.bench.configs import CONFIGS, select_configs
-from bialign_ros.bench.measure import MIN_SLICE_FRAMES, MeasureOptions, node_ratio, node_seconds, node_spec
+from bialign_ros.bench.measure import (
+    MIN_SLICE_FRAMES,
+    MeasureOptions,
+    node_ratio,
+    node_seconds,
+    node_spec,
+    ratio_cores_allow,
+)
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.ort_profile import PROFILE_RUNS, summarise_profile, top_operators
 from bialign_ros.bench.output_costs import output_costs_markdown
@@ -182,6 +189,17 @@ def test_node_ratio_is_the_delivered_rate_over_the_segmenter_rate_around_each_sl
         node_ratio(9.0, [8.0])
 
 
+def test_the_cores_allow_the_model_every_core_second_the_rest_left():
+    threads = {"inference": 69.0, "model_pool": 53.0, "publishing": 11.0, "executor": 5.0, "middleware": 2.0}
+    # the rest: 141 - 122 of the node's (its threads' groups and any it could not name) and 13 of the benchmark's
+    assert ratio_cores_allow(threads, 141.0, 13.0, 190.0, 2) == pytest.approx((200 - 19 - 13) / 190)
+    # a bare Segmenter that used less than the cores left: the cores do not stand in the node's way
+    assert ratio_cores_allow(threads, 141.0, 13.0, 100.0, 2) > 1
+    assert ratio_cores_allow({}, 141.0, 13.0, 190.0, 2) is None
+    assert ratio_cores_allow(threads, 141.0, None, 190.0, 2) is None
+    assert ratio_cores_allow(threads, 141.0, 13.0, None, 2) is None
+
+
 def test_configurations_are_chosen_with_the_reference_first():
     assert select_configs(["onnxruntime-fp32", "torch-fp32", "torch-fp32"]) == ["torch-fp32", "onnxruntime-fp32"]
     assert select_configs(["all"])[0] == "torch-fp32" and len(select_configs(["all"])) == len(CONFIGS)
@@ -251,11 +269,12 @@ def test_report_says_where_the_cores_went_in_the_node_runs(suite):
     threads = {"inference": 69.0, "model_pool": 53.0, "publishing": 11.0, "executor": 5.0, "middleware": 2.0,
                "helpers": 0.0}
     record["results"][0]["node"] = {"ratio_to_segmenter": 0.71, "threads_cpu_percent": threads, "cpu_percent": 141.0,
-                                    "harness_cpu_percent": 13.0}
+                                    "harness_cpu_percent": 13.0, "segmenter_cpu_percent": 190.0,
+                                    "ratio_cores_allow": ratio_cores_allow(threads, 141.0, 13.0, 190.0, 2)}
     text = markdown_report(record)
     config = record["results"][0]["config"]
     assert "## Where the cores went in the node runs" in text and "(200 for the machine)" in text
-    assert f"| {config} | 64x96 | 0.71 | 69 | 53 | 11 | 5 | 2 | 0 | 141 | 13 | 46 |" in text
+    assert f"| {config} | 64x96 | 0.71 | 69 | 53 | 11 | 5 | 2 | 0 | 141 | 13 | 46 | 190 | 0.88 |" in text
     assert cpu_breakdown(threads, 141.0, 13.0, 2) == ("inference 69, model_pool 53, publishing 11, executor 5, "
                                                       "middleware 2, helpers 0 (node 141); camera and "
                                                       "subscribers 13; idle 46 of 200")
@@ -354,6 +373,8 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
     assert node["subscribed"] == ["labels", *SUBSCRIBABLE]
     assert node["segmenter_work"] == {"edges": True, "confidence": True}  # the same maps as the node computes
     assert "| torch-fp32 | 64x96 |" in text and ">= 0.9 (" in text  # the node's target on torch
+    assert node["segmenter_cpu_percent"] > 0 and node["ratio_cores_allow"] > 0
+    assert f"| {node['ratio_cores_allow']:.2f} | >= 0.9 (" in text
     assert f"with {', '.join(node['subscribed'])} subscribed" in text
     for received in (node["outputs_received"], cams["one_camera"]["outputs_received"],
                      *(c["outputs_received"] for c in multi["per_camera"].values())):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ pytest.importorskip("rclpy")
 from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from bialign_ros.bench.measure import node_ratio  # noqa: E402
+from bialign_ros.bench.measure import node_ratio, ratio_cores_allow  # noqa: E402
 from bialign_ros.bench.node_bench import one_camera_result  # noqa: E402
 from bialign_ros.bench.node_harness import NodeRun, node_ready, node_settled  # noqa: E402
 from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
@@ -96,6 +97,10 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
     assert "node_threads_cpu_percent" in result and result["harness_cpu_percent"] > 0
     assert result["bare_segmenter_cpu_percent"] > 0
+    if result["node_cpu_percent"] is not None:
+        assert result["ratio_cores_allow"] == pytest.approx(ratio_cores_allow(
+            result["node_threads_cpu_percent"], result["node_cpu_percent"], result["harness_cpu_percent"],
+            result["bare_segmenter_cpu_percent"], os.cpu_count()))
     # the node's own times per frame, from its last report: every processed frame was also published
     assert result["processing_mean_ms"] > 0 and result["publishing_mean_ms"] > 0
     assert "node per frame: inference thread" in printed

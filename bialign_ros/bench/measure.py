@@ -6,6 +6,7 @@ The *node ratio* (:func:`node_ratio`) is defined here once, for every tool that 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from bialign_ros.bench.configs import CONFIDENT_MARGIN
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.bench.ort_profile import profile_runner
+from bialign_ros.node_report import MODEL_GROUPS
+from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, on_worker_thread, peak_rss_mb, time_calls
 
@@ -33,6 +36,20 @@ def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:
         raise ValueError(f"need the Segmenter's rate before and after the node, got {len(segmenter_hz)} rate(s)")
     around = [(a + b) / 2 for a, b in zip(segmenter_hz, segmenter_hz[1:])]
     return delivered_hz / (sum(around) / len(around))
+
+
+def ratio_cores_allow(node_threads: dict[str, float], node_cpu: float | None, harness_cpu: float | None,
+                      segmenter_cpu: float | None, cores: int) -> float | None:
+    """The node / Segmenter ratio the cores allowed in a node run: the CPU the node's model threads
+    (:data:`~bialign_ros.node_report.MODEL_GROUPS`) could have had, every core-second that its other
+    threads and the benchmark's camera and subscribers left (idle ones included), over the CPU of the
+    bare Segmenter, whose rate follows the CPU it gets; all in % of one core, ``cores`` x 100 in all.
+    Where it is below a target, no scheduling of the node's threads meets that target on this machine
+    with these outputs and subscribers. None when a figure is missing."""
+    if not node_threads or node_cpu is None or harness_cpu is None or not segmenter_cpu:
+        return None
+    model = sum(node_threads.get(group, 0.0) for group in MODEL_GROUPS)
+    return (100.0 * cores - (node_cpu - model) - harness_cpu) / segmenter_cpu
 
 
 def network_batch(seg: Segmenter, image: np.ndarray) -> np.ndarray:
@@ -209,9 +226,14 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
     subscribed = ("edges", *(o for o in opts.node_outputs if o != "edges"))
     work = segmenter_work(subscribed)
 
+    cpu: list[float] = []
+
     def segmenter_fps() -> float:
-        return on_worker_thread(lambda: time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup,
-                                                   budget(opts)))["fps"]
+        meter = CpuMeter()
+        fps = on_worker_thread(lambda: time_calls(lambda: seg.segment(image, **work), opts.iters, opts.warmup,
+                                                  budget(opts)))["fps"]
+        cpu.append(meter.percent())
+        return fps
 
     bare = [segmenter_fps()]
     rate = opts.node_rate or opts.node_rate_factor * bare[0]
@@ -219,8 +241,12 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
                    warmup=opts.node_warmup, outputs=subscribed, slices=opts.node_slices,
                    between=lambda: bare.append(segmenter_fps()))
     bare.append(segmenter_fps())
-    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "cpu_percent": run.node_cpu_percent(),
-            "threads_cpu_percent": run.node_thread_cpu_percent(), "harness_cpu_percent": run.harness_cpu_percent(),
+    threads, node_cpu, harness_cpu = run.node_thread_cpu_percent(), run.node_cpu_percent(), run.harness_cpu_percent()
+    node = {**run.delivery(), "memory_peak_mb": run.memory_peak_mb, "cpu_percent": node_cpu,
+            "threads_cpu_percent": threads, "harness_cpu_percent": harness_cpu,
+            "segmenter_cpu_percent": float(np.mean(cpu)),
+            "ratio_cores_allow": ratio_cores_allow(threads, node_cpu, harness_cpu, float(np.mean(cpu)),
+                                                   os.cpu_count() or 1),
             "subscribed": ["labels", *subscribed],
             "outputs_received": run.outputs_received[""], "segmenter_work": work, "segmenter_fps_before": bare[0],
             "segmenter_fps_after": bare[-1], "segmenter_fps_around": bare,

@@ -17,13 +17,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bialign_ros.bench.measure import node_ratio
+from bialign_ros.bench.measure import node_ratio, ratio_cores_allow
 from bialign_ros.bench.node_command import NodeSpec
 from bialign_ros.bench.node_harness import NodeRun, run_node
 from bialign_ros.cli.output_collector import Arrival, OutputSummary
@@ -194,6 +195,9 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
                segmenter_hz_after=around[-1], segmenter_hz_around=around,
                bare_segmenter_cpu_percent=float(np.mean(bare.cpu_percent[:opts.slices + 1])),
                ratio=node_ratio(one["delivered_hz"], around))
+    one["ratio_cores_allow"] = ratio_cores_allow(one["node_threads_cpu_percent"], one["node_cpu_percent"],
+                                                 one["harness_cpu_percent"], one["bare_segmenter_cpu_percent"],
+                                                 os.cpu_count() or 1)
     if multi is None:
         return one
     batch, batch_mean = median_and_mean_hz([t for r in rounds for t in r[1]], opts.cameras)
