@@ -19,6 +19,7 @@ from bialign_ros.export import read_onnx_metadata
 from bialign_ros.image_files import find_images
 from bialign_ros.quantize import (
     CALIBRATION_METHODS,
+    DEFAULT_FLOAT_PARTS,
     argmax_after_cast,
     float_node_names,
     quantize_model,
@@ -194,10 +195,27 @@ def test_float_parts_select_their_nodes(int8_file):
     # flow_make and the gate of both modules; their input reductions (down_h, down_l) stay int8
     assert [ops[n] for n in flow].count("Conv") == 4
     assert [ops[n] for n in float_node_names(proto, ["classifier"])] == ["Gemm"]
+    spatial = float_node_names(proto, ["spatial"])
+    assert [ops[n] for n in spatial].count("Conv") == 4 and not set(spatial) & set(flow)
     after = [ops[n] for n in float_node_names(proto, ["logits"])]
     assert "ArgMax" in after and "Sigmoid" in after and "Gemm" not in after
     with pytest.raises(ValueError, match="choose from flow, logits, classifier"):
         float_node_names(proto, ["head"])
+
+
+def test_the_spatial_path_stays_float_when_asked(untrained_weights, tmp_path):
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    model, meta = load_inference_model(untrained_weights)
+    frames = [render_scene(730 + i, H, W).image for i in range(2)]
+    report = quantize_model(model, meta, tmp_path / "spatial.int8.onnx", frames[:1], held_out=frames[1:],
+                            dynamic=False, float_parts=(*DEFAULT_FLOAT_PARTS, "spatial"))
+    types = {t.name: t.data_type for t in onnx.load_model(str(report.out)).graph.initializer}
+    spatial = [name for name in types if name.startswith("sp.") and name.endswith("weight")]
+    assert len(spatial) == 4 and all(types[name] == TensorProto.FLOAT for name in spatial)
+    assert not any(name.startswith("sp.") and name.endswith("_quantized") for name in types)
+    assert types["backbone.stage3_1.0.conv1.weight_quantized"] == TensorProto.INT8
+    assert "float parts: flow, logits, spatial" in report.summary() and report.agreement is not None
 
 
 def test_calibration_methods_are_checked(untrained_weights):

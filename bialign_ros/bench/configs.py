@@ -39,6 +39,7 @@ CONFIGS: dict[str, BenchConfig] = {c.name: c for c in (
     BenchConfig("onnxruntime-fp32", "onnxruntime", "fp32"),
     BenchConfig("onnxruntime-int8", "onnxruntime", "int8"),
     BenchConfig("onnxruntime-int8-uint8-logits", "onnxruntime", "int8", float_parts=("flow",)),
+    BenchConfig("onnxruntime-int8-float-spatial", "onnxruntime", "int8", float_parts=("flow", "logits", "spatial")),
     BenchConfig("torch-fp16-cuda", "torch", "fp16", device="cuda"),
     BenchConfig("tensorrt-fp16", "tensorrt", "fp16", device="cuda"),
     BenchConfig("tensorrt-int8", "tensorrt", "int8", device="cuda"),
