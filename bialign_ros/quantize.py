@@ -25,7 +25,7 @@ Which parts stay in floating point is a deliberate choice (:data:`FLOAT_PARTS`):
   8-bit steps: on an AVX2-only CPU with 7-bit weights and the full-resolution synthetic weights it
   took label agreement with fp32 from 98.7 % to 99.4 % (512 x 1024) and from 97.6 % to 99.0 %
   (1024 x 2048), for 10-15 % more time a frame. No other part came near: each backbone stage, the
-  pyramid pooling, the heads' convolutions and the alignment's input reductions in float changed it
+  pyramid pooling, the label head's convolution and the alignment's input reductions in float changed it
   by 0.1 point at most.
 
 Weights take the bits this CPU multiplies exactly (:func:`~bialign_ros.backends.base.exact_weight_bits`):
