@@ -25,7 +25,7 @@ from bialign_ros.bench.measure import (
     ratio_cores_allow,
 )
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
-from bialign_ros.bench.ort_profile import PROFILE_RUNS, summarise_profile, top_operators
+from bialign_ros.bench.ort_profile import PROFILE_RUNS, mac_share, summarise_profile, top_operators
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import cpu_breakdown, markdown_report
 from bialign_ros.bench.resize_cost import measure_resize_cost
@@ -235,6 +235,12 @@ def test_suite_runs_configurations_side_by_side(suite):
         fps = r["segmenter"]["fps"]
         assert r["segmenter"]["of_int8_limit"] == pytest.approx(fps / frame_limit(size["macs"], max(beside)))
         assert r["segmenter"]["of_run_int8_limit"] == pytest.approx(fps / size["limits_fps"]["int8"])
+        # the multiply-accumulate kernels' ceiling, from ONNX Runtime's profile (PyTorch has none)
+        profile = r.get("ort_profile")
+        assert (r["kernels_allow"] is None) == (profile is None)
+        if profile is not None:
+            assert r["kernels_allow"] == pytest.approx(r["model"]["of_int8_limit"] / mac_share(profile))
+            assert r["kernels_allow"] > r["model"]["of_int8_limit"]
     assert record["peaks"]["ort_int8"] > 0 and record["sizes"][0]["limits_fps"]["int8"] > 0
     unavailable = {u["config"]: u["reason"] for u in record["unavailable"]}
     assert "torch-fp16-cuda" in unavailable or "gpu" in record["hardware"]
@@ -257,7 +263,9 @@ def test_report_holds_the_best_configuration_against_the_int8_limit_of_its_own_m
     row = (f"| 64x96 | {best['config']} | {s['fps']:.2f} | {beside[0]:.0f} / {beside[1]:.0f} | "
            f"{s['of_int8_limit']:.3f}x (")
     text = markdown_report(record)
-    assert row in text and f"| {s['of_run_int8_limit']:.3f}x |" in text
+    allow = "–" if best["kernels_allow"] is None else f"{best['kernels_allow']:.2f}x"
+    assert row in text and text.split(row)[1].split("\n")[0].split(" | ")[1:3] == [
+        allow, f"{s['of_run_int8_limit']:.3f}x"]
     every = [p for r in record["results"] for p in r["int8_peak_beside"]]
     assert f"Int8 peaks beside the configurations: {min(every):.0f}-{max(every):.0f} GOP/s" in text
 
@@ -446,6 +454,13 @@ def test_profile_summary_counts_the_last_frames_kernel_times_per_operator_type()
         summarise_profile(events, 4)
 
 
+def test_the_multiply_accumulate_share_counts_convolutions_and_matrix_products_only():
+    profile = {"frame_ms": 100.0, "operators_ms": {"QLinearConv": 60.0, "QGemm": 15.0, "Conv": 5.0, "ArgMax": 8.0,
+                                                   "Transpose": 4.0, "GridSample": 3.0}}
+    assert mac_share(profile) == pytest.approx(0.8)
+    assert mac_share({"frame_ms": 0.0, "operators_ms": {}}) == 0.0
+
+
 def test_report_says_where_an_int8_frame_goes(suite):
     record = json.loads((suite / "suite.json").read_text())
     result = next(r for r in record["results"] if r["backend"] == "onnxruntime")
@@ -457,6 +472,8 @@ def test_report_says_where_an_int8_frame_goes(suite):
     text = markdown_report(record)
     (op, ms, share), *_ = top_operators(profile)
     row = f"| {result['config']} | 64x96 | {profile['frame_ms']:.1f} | {op} {ms:.1f} ({100 * share:.0f} %), "
-    assert "## Where an int8 frame goes" in text and row in text and text.split(row)[1].split("\n")[0].endswith("| – |")
+    rest = text.split(row)[1].split("\n")[0]
+    assert "## Where an int8 frame goes" in text and row in text and rest.endswith(
+        f"| {100 * mac_share(profile):.0f} % | {result['kernels_allow']:.2f}x | – |")
     record["previous"] = previous_run(suite / "suite.json")
     assert f"| {op} {100 * share:.0f} %, " in markdown_report(record).split(row)[1].split("\n")[0]

@@ -23,6 +23,10 @@ PROFILE_RUNS = 3
 TOP_OPERATORS = 6
 """Operator types the report names one by one; the rest add up to *other*."""
 
+MAC_OPERATORS = frozenset({"QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "Conv",
+                           "FusedConv", "NhwcFusedConv", "Gemm", "MatMul", "FusedMatMul"})
+"""Operator types that do the network's multiply-accumulates (those the frame-rate limits count)."""
+
 
 def profile_runner(runner: OrtRunner, batch: np.ndarray, runs: int = PROFILE_RUNS) -> dict[str, Any]:
     """Profile ``runs`` frames of ``runner``'s labels-and-edges graph on ``batch`` (N x H x W x 3 uint8)
@@ -52,6 +56,12 @@ def summarise_profile(events: list[dict[str, Any]], runs: int) -> dict[str, Any]
     ms = {op: us / 1000.0 / runs for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])}
     return {"frames": runs, "frame_ms": sum(end - start for start, end in windows) / 1000.0 / runs,
             "operators_ms": ms}
+
+
+def mac_share(profile: dict[str, Any]) -> float:
+    """The share of the profiled frame spent in :data:`MAC_OPERATORS` kernels (0 for an empty frame)."""
+    frame = profile["frame_ms"]
+    return sum(ms for op, ms in profile["operators_ms"].items() if op in MAC_OPERATORS) / frame if frame else 0.0
 
 
 def top_operators(profile: dict[str, Any], top: int = TOP_OPERATORS) -> list[tuple[str, float, float]]:

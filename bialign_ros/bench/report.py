@@ -10,7 +10,7 @@ import numpy as np
 
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIDENT_MARGIN, LIMIT_TARGET, REFERENCE_CONFIG, node_target
 from bialign_ros.bench.measure import MIN_SLICE_FRAMES
-from bialign_ros.bench.ort_profile import top_operators
+from bialign_ros.bench.ort_profile import mac_share, top_operators
 from bialign_ros.bench.suite import best_result
 from bialign_ros.node_report import THREAD_GROUPS
 from bialign_ros.timing import MIN_TIMED_ROUNDS
@@ -37,6 +37,11 @@ def confident_note(suite: dict[str, Any]) -> str:
 
 def _fmt(value: Any, spec: str = ".1f", none: str = "–") -> str:
     return none if value is None else format(value, spec)
+
+
+def _times(value: float | None) -> str:
+    """``0.87x``, or a dash for a missing figure."""
+    return "–" if value is None else f"{value:.2f}x"
 
 
 def print_record(record: dict[str, Any], hw: dict[str, Any]) -> None:
@@ -143,7 +148,9 @@ def markdown_report(suite: dict[str, Any]) -> str:
         + confident_note(suite) + ": it tells whether a configuration's disagreements stay where fp32 "
         "itself hesitates.",
         "- *the cores allow* (beside the node's ratio in the targets): see *Where the cores went in the "
-        "node runs*.",
+        "node runs*; *the kernels allow* (beside the fraction of the int8 limit): see *Where an int8 frame "
+        "goes*: below the target, no change outside ONNX Runtime's multiply-accumulate kernels meets it on "
+        "this machine.",
         "- *memory*: peak resident memory of the process timing the configuration's bare model and "
         "Segmenter (the node process's own peak is in the JSON record, `node.memory_peak_mb`).",
         *timing_note(suite),
@@ -201,8 +208,8 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
              f"rate >= {node_target('onnxruntime-int8')}x its bare Segmenter's ({node_target('torch-fp32')}x "
              "on torch).", "",
              "| size | best configuration | Segmenter FPS | int8 peak beside, GOP/s | of int8 limit "
-             "| of the run's int8 limit | agreement |",
-             "|---|---|---|---|---|---|---|"]
+             "| the kernels allow | of the run's int8 limit | agreement |",
+             "|---|---|---|---|---|---|---|---|"]
     for size in suite["sizes"]:
         best = best_result(suite, size["height"], size["width"])
         if best is None:
@@ -212,6 +219,7 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
         agree = "reference" if best["config"] == REFERENCE_CONFIG else f"{100 * best['agreement']:.2f} %"
         lines.append(f"| {size['height']}x{size['width']} | {best['config']} | {s['fps']:.2f} | {beside} | "
                      f"{_fmt(of_limit, '.3f')}x ({_met(of_limit, LIMIT_TARGET)}) | "
+                     f"{_times(best.get('kernels_allow'))} | "
                      f"{_fmt(s.get('of_run_int8_limit'), '.3f')}x | {agree} |")
     nodes = [r for r in suite["results"] if r.get("node")]
     if nodes:
@@ -324,14 +332,18 @@ def int8_profile_section(suite: dict[str, Any]) -> list[str]:
              f"kernel time per frame by operator type, the mean of {rows[0]['ort_profile']['frames']} frames after a "
              "warm-up one, in a session of its own (profiling adds a little to a frame); *between kernels* is the "
              "frame time no kernel accounts for. The previous run's shares stand beside them where its record "
-             "has a profile.", "",
-             "| configuration | size | profiled frame ms | ms per frame (share) | previous run's shares |",
-             "|---|---|---|---|---|"]
+             "has a profile. *Multiply-accumulate kernels*: the share of the frame in the operators that do the "
+             "network's multiply-accumulates (convolutions, matrix products); *the kernels allow*: the model's "
+             "fraction of the int8 limit over that share, the fraction it would reach if nothing else took time.",
+             "", "| configuration | size | profiled frame ms | ms per frame (share) | multiply-accumulate kernels "
+             "| the kernels allow | previous run's shares |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         profile, old = r["ort_profile"], earlier.get((r["config"], r["height"], r["width"]))
         now = _profile_text(profile)
         before = ", ".join(f"{op} {100 * share:.0f} %" for op, _, share in top_operators(old)) if old else "–"
-        lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {profile['frame_ms']:.1f} | {now} | {before} |")
+        lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {profile['frame_ms']:.1f} | {now} "
+                     f"| {100 * mac_share(profile):.0f} % | {_times(r.get('kernels_allow'))} | {before} |")
     return [*lines, ""]
 
 

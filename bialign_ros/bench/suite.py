@@ -20,6 +20,7 @@ from bialign_ros.bench.artifacts import prepare_weights
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFIG, select_configs
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.measure import MeasureOptions, use_threads
+from bialign_ros.bench.ort_profile import mac_share
 from bialign_ros.bench.worker import WorkerFailed, run_in_child
 from bialign_ros.peaks import PEAK_REPEATS, ConvStack, Peaks, frame_limit, measure_peaks, model_macs
 from bialign_ros.ros_domains import pick_domain_id
@@ -180,7 +181,8 @@ def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, wi
 def apply_limits(suite: dict[str, Any], peaks: Peaks) -> None:
     """Store ``peaks``, each size's frame-rate limits, and every figure's fraction of them: ``of_int8_limit``
     against the int8 limit of the configuration's own minutes (the higher of the int8 peaks measured beside
-    its timing) where it has them, else against the run's, as ``of_run_int8_limit`` and ``of_own_limit`` are."""
+    its timing) where it has them, else against the run's, as ``of_run_int8_limit`` and ``of_own_limit`` are;
+    and each configuration's :func:`kernels_allow`."""
     suite["peaks"] = peaks.to_dict()
     for size in suite["sizes"]:
         size["limits_fps"] = {p: frame_limit(size["macs"], peaks.limit(p)) if size["macs"] else None
@@ -194,3 +196,15 @@ def apply_limits(suite: dict[str, Any], peaks: Peaks) -> None:
             record[stage]["of_int8_limit"] = fps / int8 if int8 else None
             record[stage]["of_run_int8_limit"] = fps / limit["int8"] if limit["int8"] else None
             record[stage]["of_own_limit"] = fps / own if own else None
+        record["kernels_allow"] = kernels_allow(record)
+
+
+def kernels_allow(record: dict[str, Any]) -> float | None:
+    """The fraction of the int8 limit the model would reach if its multiply-accumulate kernels alone took
+    time: its ``of_int8_limit`` over their share of ONNX Runtime's profile of its graph (a share, so the
+    profile's own minutes do not count). Below a target it says that only faster kernels (or a faster
+    machine) meet it; between it and the Segmenter's figure lies what the rest of the graph and the
+    Segmenter cost. None without a profile."""
+    profile, of_limit = record.get("ort_profile"), record["model"].get("of_int8_limit")
+    share = mac_share(profile) if profile else 0.0
+    return of_limit / share if of_limit and share else None
