@@ -14,8 +14,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
-from bialign_ros.bench.configs import CONFIGS, select_configs
+from bialign_ros.bench.configs import CONFIGS, select_configs, skip_reason
 from bialign_ros.bench.measure import (
     MIN_SLICE_FRAMES,
     MeasureOptions,
@@ -198,6 +199,20 @@ def test_the_cores_allow_the_model_every_core_second_the_rest_left():
     assert ratio_cores_allow({}, 141.0, 13.0, 190.0, 2) is None
     assert ratio_cores_allow(threads, 141.0, None, 190.0, 2) is None
     assert ratio_cores_allow(threads, 141.0, 13.0, None, 2) is None
+
+
+def test_all_leaves_out_bf16_on_a_cpu_without_bf16_instructions_unless_named():
+    avx2, amx = frozenset({"avx2", "fma"}), frozenset({"avx2", "avx512f", "amx_bf16"})
+    for name in ("torch-bf16", "torch-bf16-compiled"):
+        assert "no bf16 instructions" in skip_reason(name, named=False, flags=avx2)
+        assert skip_reason(name, named=True, flags=avx2) is None  # named itself: measured anyway
+        assert skip_reason(name, named=False, flags=amx) is None
+        assert skip_reason(name, named=False, flags=frozenset({"avx512_bf16"})) is None
+        assert skip_reason(name, named=False, flags=frozenset()) is None  # flags unknown: measured
+    assert skip_reason("torch-fp32", named=False, flags=avx2) is None
+    assert skip_reason("onnxruntime-int8", named=False, flags=avx2) is None
+    if not torch.cuda.is_available():  # a configuration that cannot run here stays out even when named
+        assert skip_reason("torch-fp16-cuda", named=True, flags=amx) == "no CUDA device on this machine"
 
 
 def test_configurations_are_chosen_with_the_reference_first():

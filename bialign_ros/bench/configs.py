@@ -30,6 +30,30 @@ class BenchConfig:
                 return "the tensorrt package is not installed"
         return None
 
+    def emulated(self, flags: frozenset[str] | None = None) -> str | None:
+        """Why this configuration would run emulated on this CPU (``flags``: its instruction-set flags, by
+        default this CPU's), or None: bf16 on a CPU without bf16 instructions, where PyTorch takes
+        seconds a frame (9.5 s at 512x1024 on a 2-core AVX2 EPYC) and ``precision`` ``auto`` runs fp32."""
+        from bialign_ros.backends.base import cpu_flags
+
+        flags = cpu_flags() if flags is None else flags
+        if self.precision == "bf16" and self.device == "cpu" and flags and not flags & BF16_FLAGS:
+            return (f"this CPU has no bf16 instructions ({', '.join(sorted(BF16_FLAGS))}): PyTorch emulates bf16 "
+                    "at seconds a frame, and precision auto runs fp32 here; name the configuration in --configs "
+                    "to measure it anyway")
+        return None
+
+
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags of instructions that compute in bf16."""
+
+
+def skip_reason(name: str, named: bool, flags: frozenset[str] | None = None) -> str | None:
+    """Why the configuration ``name`` is not measured: it cannot run here, or, chosen through ``all`` and not
+    ``named`` itself, it would run emulated (:meth:`BenchConfig.emulated`); None to measure it."""
+    config = CONFIGS[name]
+    return config.unavailable() or (None if named else config.emulated(flags))
+
 
 CONFIGS: dict[str, BenchConfig] = {c.name: c for c in (
     BenchConfig("torch-fp32", "torch", "fp32"),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bialign_ros.bench.artifacts import prepare_weights
-from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFIG, select_configs
+from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFIG, select_configs, skip_reason
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
 from bialign_ros.bench.measure import MeasureOptions, use_threads
 from bialign_ros.bench.ort_profile import mac_share
@@ -76,11 +76,9 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
     suite["untrained"] = bool(meta and meta.training.get("untrained"))
     suite["weights"] = {"file": weights.name, "heldout_miou": meta.training.get("heldout_miou") if meta else None,
                         "input_scale": meta.training.get("input_scale") if meta else None}
-    for name in names:
-        reason = CONFIGS[name].unavailable()
-        if reason:
-            suite["unavailable"].append({"config": name, "reason": reason})
-    runnable = [n for n in names if not CONFIGS[n].unavailable()]
+    skipped = {n: reason for n in names if (reason := skip_reason(n, named=n in opts.configs))}
+    suite["unavailable"] += [{"config": n, "reason": reason} for n, reason in skipped.items()]
+    runnable = [n for n in names if n not in skipped]
     files = {n: prepare_weights(CONFIGS[n], weights, work, opts.sizes[0], opts.calib_frames) for n in runnable}
     for h, w in opts.sizes:
         suite["sizes"].append({"height": h, "width": w, "macs": model_macs(model, h, w) if model else None})
