@@ -8,6 +8,11 @@
 # weights fine-tuned for full-resolution input) is trained on first use.
 BENCH_WEIGHTS ?= .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
 BENCH_DIR ?= bench_out
+# Where the pages go: $(BENCH_DOC).md, $(BENCH_DOC)_fps.png, $(BENCH_DOC)_outputs.md and
+# $(BENCH_DOC)_outputs_torch.md; the run's record is $(BENCH_DIR)/<its name>.json. Another machine's
+# report beside this one: make bench BENCH_DOC=docs/benchmarks_avx2.
+BENCH_DOC ?= docs/benchmarks
+BENCH_RECORD := $(BENCH_DIR)/$(notdir $(BENCH_DOC))
 BENCH_SIZES ?= 512x1024 1024x2048
 BENCH_CONFIGS ?= all
 # The node with every output subscribed (the planner's view); a slow configuration times at least 3
@@ -30,16 +35,16 @@ bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.quantize --weights $(BENCH_WEIGHTS) --calib $(OUTPUTS_DIR)/calib --out $(OUTPUTS_INT8) \
 		--height 512 --width 1024
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(OUTPUTS_INT8) --height 512 --width 1024 \
-		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs.json --markdown docs/benchmarks_outputs.md
+		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs.json --markdown $(BENCH_DOC)_outputs.md
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(BENCH_WEIGHTS) --height 512 --width 1024 \
-		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown docs/benchmarks_outputs_torch.md
+		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown $(BENCH_DOC)_outputs_torch.md
 
 # The previous run's record, when there is one, is kept as benchmarks.previous.json and its figures
 # are set beside the new ones in docs/benchmarks.md (how far they move between runs).
 bench: bench-outputs $(BENCH_WEIGHTS) | $(STAMP)
-	previous=; if [ -f $(BENCH_DIR)/benchmarks.json ]; then \
-		cp $(BENCH_DIR)/benchmarks.json $(BENCH_DIR)/benchmarks.previous.json; \
-		previous="--previous $(BENCH_DIR)/benchmarks.previous.json"; fi; \
+	previous=; if [ -f $(BENCH_RECORD).json ]; then \
+		cp $(BENCH_RECORD).json $(BENCH_RECORD).previous.json; \
+		previous="--previous $(BENCH_RECORD).previous.json"; fi; \
 	$(PY) -m bialign_ros.cli.benchmark --weights $(BENCH_WEIGHTS) --configs $(BENCH_CONFIGS) \
-		--sizes $(BENCH_SIZES) $(BENCH_FLAGS) --work-dir $(BENCH_DIR) --json $(BENCH_DIR)/benchmarks.json \
-		--markdown docs/benchmarks.md --plot docs/benchmarks_fps.png $$previous
+		--sizes $(BENCH_SIZES) $(BENCH_FLAGS) --work-dir $(BENCH_DIR) --json $(BENCH_RECORD).json \
+		--markdown $(BENCH_DOC).md --plot $(BENCH_DOC)_fps.png $$previous
