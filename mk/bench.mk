@@ -1,9 +1,9 @@
 # Benchmarks: every backend and precision side by side in one run (bialign_benchmark --configs).
 #   make bench   measures the machine's convolution peaks, exports and quantises the trained demo
 #                weights (cached in $(BENCH_DIR)), then times the bare model, the Segmenter and the
-#                node at each size; writes docs/benchmarks.md (beside the previous run's figures, when
-#                $(BENCH_DIR) holds one) and docs/benchmarks_fps.png, and (bench-outputs)
-#                docs/benchmarks_outputs.md and docs/benchmarks_outputs_torch.md.
+#                node at each size; writes $(BENCH_DOC).md (docs/benchmarks.md; beside the previous
+#                run's figures, when $(BENCH_DIR) holds its record) and $(BENCH_DOC)_fps.png, and
+#                (bench-outputs) $(BENCH_DOC)_outputs.md and $(BENCH_DOC)_outputs_torch.md.
 # BENCH_WEIGHTS=your.pt benchmarks your own checkpoint; the default (make bench-weights: the demo
 # weights fine-tuned for full-resolution input) is trained on first use.
 BENCH_WEIGHTS ?= .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
@@ -39,8 +39,8 @@ bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(BENCH_WEIGHTS) --height 512 --width 1024 \
 		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown $(BENCH_DOC)_outputs_torch.md
 
-# The previous run's record, when there is one, is kept as benchmarks.previous.json and its figures
-# are set beside the new ones in docs/benchmarks.md (how far they move between runs).
+# The previous run's record, when there is one, is kept as $(BENCH_RECORD).previous.json and its
+# figures are set beside the new ones in $(BENCH_DOC).md (how far they move between runs).
 bench: bench-outputs $(BENCH_WEIGHTS) | $(STAMP)
 	previous=; if [ -f $(BENCH_RECORD).json ]; then \
 		cp $(BENCH_RECORD).json $(BENCH_RECORD).previous.json; \
