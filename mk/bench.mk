@@ -9,10 +9,12 @@
 BENCH_WEIGHTS ?= .cache/demo_weights/bialign_dfnet2_synthetic_fullres.pt
 BENCH_DIR ?= bench_out
 # Where the pages go: $(BENCH_DOC).md, $(BENCH_DOC)_fps.png, $(BENCH_DOC)_outputs.md and
-# $(BENCH_DOC)_outputs_torch.md; the run's record is $(BENCH_DIR)/<its name>.json. Another machine's
-# report beside this one: make bench BENCH_DOC=docs/benchmarks_avx2.
+# $(BENCH_DOC)_outputs_torch.md; the records are named after it ($(BENCH_DIR)/benchmarks_avx2.json,
+# outputs/output_costs_avx2.json). Another machine's report beside this one:
+# make bench BENCH_DOC=docs/benchmarks_avx2.
 BENCH_DOC ?= docs/benchmarks
 BENCH_RECORD := $(BENCH_DIR)/$(notdir $(BENCH_DOC))
+OUTPUTS_RECORD = $(OUTPUTS_DIR)/output_costs$(patsubst benchmarks%,%,$(notdir $(BENCH_DOC)))
 BENCH_SIZES ?= 512x1024 1024x2048
 BENCH_CONFIGS ?= all
 # The node with every output subscribed (the planner's view); a slow configuration times at least 3
@@ -35,9 +37,9 @@ bench-outputs: $(BENCH_WEIGHTS) | $(STAMP)
 	$(PY) -m bialign_ros.cli.quantize --weights $(BENCH_WEIGHTS) --calib $(OUTPUTS_DIR)/calib --out $(OUTPUTS_INT8) \
 		--height 512 --width 1024
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(OUTPUTS_INT8) --height 512 --width 1024 \
-		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs.json --markdown $(BENCH_DOC)_outputs.md
+		--node-seconds 20 --json $(OUTPUTS_RECORD).json --markdown $(BENCH_DOC)_outputs.md
 	$(PY) -m bialign_ros.cli.benchmark --output-costs --weights $(BENCH_WEIGHTS) --height 512 --width 1024 \
-		--node-seconds 20 --json $(OUTPUTS_DIR)/output_costs_torch.json --markdown $(BENCH_DOC)_outputs_torch.md
+		--node-seconds 20 --json $(OUTPUTS_RECORD)_torch.json --markdown $(BENCH_DOC)_outputs_torch.md
 
 # The previous run's record, when there is one, is kept as $(BENCH_RECORD).previous.json and its
 # figures are set beside the new ones in $(BENCH_DOC).md (how far they move between runs).
