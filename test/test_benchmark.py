@@ -28,7 +28,7 @@ from bialign_ros.bench.measure import (
 from bialign_ros.bench.node_command import SUBSCRIBABLE, node_command
 from bialign_ros.bench.ort_profile import PROFILE_RUNS, mac_share, summarise_profile, top_operators
 from bialign_ros.bench.output_costs import output_costs_markdown
-from bialign_ros.bench.report import cpu_breakdown, markdown_report
+from bialign_ros.bench.report import cpu_breakdown, markdown_report, print_record
 from bialign_ros.bench.resize_cost import measure_resize_cost
 from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options, previous_run
 from bialign_ros.cli.benchmark import count_arg, parse_size
@@ -476,10 +476,12 @@ def test_the_multiply_accumulate_share_counts_convolutions_and_matrix_products_o
     assert mac_share({"frame_ms": 0.0, "operators_ms": {}}) == 0.0
 
 
-def test_report_says_where_an_int8_frame_goes(suite):
+def test_report_says_where_an_int8_frame_goes(suite, capsys):
     record = json.loads((suite / "suite.json").read_text())
     result = next(r for r in record["results"] if r["backend"] == "onnxruntime")
     profile = result["ort_profile"]  # ONNX Runtime's own profiler on the Segmenter's graph
+    print_record(result, record["hardware"])  # what bialign_benchmark prints for one configuration
+    assert f"; multiply-accumulate kernels {100 * mac_share(profile):.0f} % of it" in capsys.readouterr().out
     assert profile["frames"] == PROFILE_RUNS and any("Conv" in op for op in profile["operators_ms"])
     assert 0 < sum(profile["operators_ms"].values()) <= profile["frame_ms"]
     assert "## Where an int8 frame goes" not in markdown_report(record)  # an fp32 graph only

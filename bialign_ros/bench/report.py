@@ -61,7 +61,8 @@ def print_record(record: dict[str, Any], hw: dict[str, Any]) -> None:
         print(f"label agreement with the reference: {100 * record['agreement']:.3f}%")
     if record.get("ort_profile"):
         print(f"ONNX Runtime's profile, ms per frame ({record['ort_profile']['frame_ms']:.1f} in all): "
-              + _profile_text(record["ort_profile"]))
+              + _profile_text(record["ort_profile"])
+              + f"; multiply-accumulate kernels {100 * mac_share(record['ort_profile']):.0f} % of it")
 
 
 def markdown_report(suite: dict[str, Any]) -> str:
