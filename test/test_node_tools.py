@@ -11,13 +11,16 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from ros_harness import ChildProcess, RosPeer, python_module, ros_env  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from bialign_ros.bench.measure import node_ratio, ratio_cores_allow  # noqa: E402
 from bialign_ros.bench.node_bench import one_camera_result  # noqa: E402
 from bialign_ros.bench.node_harness import NodeRun, node_ready, node_settled  # noqa: E402
-from bialign_ros.cli import node_benchmark, ros_demo  # noqa: E402
+from bialign_ros.cli import camera_sim, node_benchmark, ros_demo  # noqa: E402
 from bialign_ros.cli.output_collector import Arrival  # noqa: E402
 from bialign_ros.node_interface import NODE_NAME, diagnostic_name  # noqa: E402
 
@@ -47,6 +50,23 @@ def test_camera_sim_publishes_folder_images_with_camera_info(domain_id, tmp_path
     finally:
         peer.close()
         sim.stop()
+
+
+def test_camera_sim_publishes_nothing_and_raises_nothing_once_its_context_is_shut_down(domain_id):
+    # Ctrl-C: rclpy's signal handler shuts the context down, possibly while the timer's callback publishes
+    args = camera_sim.build_parser().parse_args(["--width", "64", "--height", "32"])
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    sim = camera_sim.CameraSim(args, camera_sim.load_frames(args), context=context)
+    try:
+        sim.publish_next()
+        assert sim.published == 1
+        context.shutdown()
+        sim.publish_next()  # the publishers' context is gone: nothing published, no exception
+        assert sim.published == 1
+    finally:
+        sim.destroy_node()
+        context.try_shutdown()
 
 
 def test_demo_drives_the_node_over_ros_and_writes_overlays_and_a_contact_sheet(untrained_weights, tmp_path,

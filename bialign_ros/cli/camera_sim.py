@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -77,8 +78,9 @@ def camera_info(height: int, width: int, frame_id: str, k: list[float] | None = 
 class CameraSim(Node):
     """Publishes pre-converted frames in a loop at a fixed rate."""
 
-    def __init__(self, args: argparse.Namespace, frames_and_k: list[tuple[np.ndarray, list[float] | None]]) -> None:
-        super().__init__("camera_sim")
+    def __init__(self, args: argparse.Namespace, frames_and_k: list[tuple[np.ndarray, list[float] | None]],
+                 **node_options: Any) -> None:
+        super().__init__("camera_sim", **node_options)
         frames = [f for f, _ in frames_and_k]
         qos = output_qos(5)  # the sensor-data depth, as camera drivers use
         qos.reliability = RELIABILITY_POLICIES[args.reliability]
@@ -96,19 +98,26 @@ class CameraSim(Node):
         self.count = args.count
         self.published = 0
         self.started = time.monotonic()
-        self.timer = self.create_timer(1.0 / args.rate, self._tick)
+        self.timer = self.create_timer(1.0 / args.rate, self.publish_next)
         h, w = frames[0].shape[:2]
         self.get_logger().info(
             f"publishing {len(frames)} looped {w}x{h} frames at {args.rate:g} Hz on "
             f"{self.image_pub.topic_name} ({args.compressed or args.encoding}, {args.reliability})")
 
-    def _tick(self) -> None:
+    def publish_next(self) -> None:
+        """Publish the next frame and its camera_info, stamped now (the timer's callback). Once Ctrl-C has
+        shut the context down (rclpy's signal handler may do so while this runs) it publishes nothing."""
         i = self.published % len(self.msgs)
         stamp = self.get_clock().now().to_msg()
         msg, info = self.msgs[i], self.infos[i]
         msg.header.stamp = info.header.stamp = stamp
-        self.info_pub.publish(info)
-        self.image_pub.publish(msg)
+        try:
+            self.info_pub.publish(info)
+            self.image_pub.publish(msg)
+        except Exception:
+            if self.context.ok():
+                raise
+            return
         self.published += 1
         if self.count and self.published >= self.count:
             self.timer.cancel()
