@@ -126,10 +126,10 @@ def test_a_time_budget_cuts_slow_calls_short_but_times_three_rounds():
         time_calls(slow, iters=2, warmup=0, budget_s=0.0)
 
 
-def test_a_slow_configurations_node_runs_long_enough_for_five_frames_a_slice():
+def test_a_slow_configurations_node_runs_long_enough_for_eight_frames_a_slice():
     opts = MeasureOptions(weights="w.pt", node_seconds=25.0, node_slices=3)
     assert node_seconds(opts, 5.0) == 25.0  # 125 frames
-    assert node_seconds(opts, 0.1) == pytest.approx(150.0)  # 15 frames, not 2.5
+    assert node_seconds(opts, 0.1) == pytest.approx(240.0)  # 24 frames, not 2.5
     assert round(0.1 * node_seconds(opts, 0.1)) == 3 * MIN_SLICE_FRAMES
 
 
@@ -378,7 +378,7 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
     """With every output subscribed (--node-outputs all), in the configuration's node run and the cameras'."""
     proc = _bench("--weights", untrained_weights, "--configs", "torch-fp32", "--sizes", "64x96",
                   "--peak-map", "16x32", "--iters", 2, "--warmup", 1, "--agreement-frames", 1, "--node",
-                  "--node-seconds", 4, "--node-warmup", 3, "--cameras", 2, "--work-dir", tmp_path,
+                  "--node-seconds", 8, "--node-warmup", 3, "--cameras", 2, "--work-dir", tmp_path,
                   "--node-outputs", "all",
                   "--json", tmp_path / "suite.json", "--markdown", tmp_path / "bench.md")
     assert proc.returncode == 0, proc.stderr

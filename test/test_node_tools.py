@@ -92,13 +92,13 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     result_file = tmp_path / "bench.json"
     code = node_benchmark.main(["--weights", str(untrained_weights), "--width", "160", "--height", "96",
                                 "--domain-id", str(domain_id), "--outputs", "all",
-                                "--rate", "20", "--duration", "2", "--input-scale", "1.0", "--bare-frames", "3",
+                                "--rate", "20", "--duration", "5", "--input-scale", "1.0", "--bare-frames", "3",
                                 "--slices", "2",
                                 "--json", str(result_file)])
     assert code == 0
     result = json.loads(result_file.read_text())
     # the run starts once the first labels came back (a compiled graph compiles on its first frame)
-    published = 40 + result["first_labels_frames"]
+    published = 100 + result["first_labels_frames"]
     assert result["first_labels_frames"] >= 1
     assert result["published"] == published and result["node_received"] == published
     assert result["node_processed"] + result["node_dropped"] == published
@@ -108,19 +108,18 @@ def test_node_benchmark_reports_delivery_rates_and_latency(untrained_weights, tm
     received = result["outputs_received"]
     assert set(received) == set(node_benchmark.SUBSCRIBABLE) and min(received.values()) > 1, received
     assert result["ratio"] > 0 and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"] > 0
-    assert result["outputs"] == result["node_processed"]  # every frame is in the two windows of 1 s
+    assert result["outputs"] == result["node_processed"]  # every frame is in the two windows of 2.5 s
     assert 0 < result["delivered_hz"] <= 30
     assert len(result["segmenter_hz_around"]) == 3  # before, between the two slices, after
     assert result["ratio"] == pytest.approx(node_ratio(result["delivered_hz"], result["segmenter_hz_around"]))
     printed = capsys.readouterr().out
     assert "ratio" in printed
-    assert "node_cpu_percent" in result  # None when no report of the node fell in the two 1 s windows
-    assert "node_threads_cpu_percent" in result and result["harness_cpu_percent"] > 0
-    assert result["bare_segmenter_cpu_percent"] > 0
-    if result["node_cpu_percent"] is not None:
-        assert result["ratio_cores_allow"] == pytest.approx(ratio_cores_allow(
-            result["node_threads_cpu_percent"], result["node_cpu_percent"], result["harness_cpu_percent"],
-            result["bare_segmenter_cpu_percent"], os.cpu_count()))
+    # the node's reports of the seconds after each window's first frame (one or two in each of 2.5 s)
+    assert result["node_cpu_percent"] > 0 and result["node_threads_cpu_percent"]
+    assert result["harness_cpu_percent"] > 0 and result["bare_segmenter_cpu_percent"] > 0
+    assert result["ratio_cores_allow"] == pytest.approx(ratio_cores_allow(
+        result["node_threads_cpu_percent"], result["node_cpu_percent"], result["harness_cpu_percent"],
+        result["bare_segmenter_cpu_percent"], os.cpu_count()))
     # the node's own times per frame, from its last report: every processed frame was also published
     assert result["processing_mean_ms"] > 0 and result["publishing_mean_ms"] > 0
     assert "node per frame: inference thread" in printed
@@ -200,23 +199,32 @@ def test_delivery_counts_the_frames_of_the_measured_window():
     assert delivery["delivered_hz"] == pytest.approx(2 / 1.5) and delivery["latency_p50_ms"] == pytest.approx(100.0)
 
 
-def test_node_cpu_is_the_mean_of_the_node_reports_within_the_measured_windows():
+def _slow_camera_reports(busy: float) -> tuple[list[int], list[tuple[int, float]]]:
+    """A camera at 0.5 Hz (publications at 0, 2, ..., 18 s) and a node report every second (at 0.5 s,
+    1.5 s, ...) of ``busy`` times the share of the second before it that follows the publication of 14 s:
+    a node that idled until the first frame of the window (12 s, 18 s] and worked from then on."""
     second = 1_000_000_000
-    published = [i * second for i in range(10)]
-    cpu = [(t + second // 2, 100.0 + t // second) for t in published]  # reports at 0.5 s, 1.5 s, ...
-    run = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0, node_cpu=cpu)
-    assert run.node_cpu_percent() == pytest.approx(107.0)  # the window (6 s, 9 s]: reports of 106, 107, 108
-    assert NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0).node_cpu_percent() is None
+    published = [2 * i * second for i in range(10)]
+    reports = [(k * second + second // 2, busy * min(1.0, max(0.0, k + 0.5 - 14.0))) for k in range(20)]
+    return published, reports
 
 
-def test_node_thread_cpu_is_the_mean_per_group_of_the_reports_within_the_measured_windows():
-    second = 1_000_000_000
-    published = [i * second for i in range(10)]
-    threads = [(t + second // 2, {"inference": 60.0 + t // second, "middleware": 2.0}) for t in published]
-    run = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0, node_threads=threads, harness_cpu=[10.0, 14.0])
-    assert run.node_thread_cpu_percent() == pytest.approx({"inference": 67.0, "middleware": 2.0})
+def test_node_cpu_is_the_mean_of_the_node_reports_of_the_windows_working_seconds():
+    """Only reports whose whole second follows the window's first publication count: the window (12 s,
+    18 s] reaches back a camera period before it, when the node waited idle (reports of 0 and 75 %)."""
+    published, cpu = _slow_camera_reports(150.0)
+    run = NodeRun(published, {"": []}, {}, seconds=6.0, rate_hz=0.5, node_cpu=cpu)
+    assert run.node_cpu_percent() == pytest.approx(150.0)  # the reports at 15.5, 16.5 and 17.5 s
+    assert NodeRun(published, {"": []}, {}, seconds=6.0, rate_hz=0.5).node_cpu_percent() is None
+
+
+def test_node_thread_cpu_is_the_mean_per_group_of_the_reports_of_the_windows_working_seconds():
+    published, cpu = _slow_camera_reports(70.0)
+    threads = [(stamp, {"inference": value, "middleware": 2.0}) for stamp, value in cpu]
+    run = NodeRun(published, {"": []}, {}, seconds=6.0, rate_hz=0.5, node_threads=threads, harness_cpu=[10.0, 14.0])
+    assert run.node_thread_cpu_percent() == pytest.approx({"inference": 70.0, "middleware": 2.0})
     assert run.harness_cpu_percent() == pytest.approx(12.0)
-    empty = NodeRun(published, {"": []}, {}, seconds=3.0, rate_hz=1.0)
+    empty = NodeRun(published, {"": []}, {}, seconds=6.0, rate_hz=0.5)
     assert empty.node_thread_cpu_percent() == {} and empty.harness_cpu_percent() is None
 
 

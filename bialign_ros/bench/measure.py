@@ -23,8 +23,9 @@ from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.segmenter import Segmenter
 from bialign_ros.timing import hardware_summary, on_worker_thread, peak_rss_mb, time_calls
 
-MIN_SLICE_FRAMES = 5
-"""Frames the camera sends in each slice of a node run at least, however slow the configuration."""
+MIN_SLICE_FRAMES = 8
+"""Frames the camera sends in each slice of a node run at least, however slow the configuration: at 1.2x
+the model's rate, six or seven label images, whose intervals give the slice's delivered rate."""
 
 
 def node_ratio(delivered_hz: float, segmenter_hz: Sequence[float]) -> float:

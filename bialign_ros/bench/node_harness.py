@@ -33,6 +33,7 @@ from bialign_ros.cli.camera_sim import camera_info
 from bialign_ros.cli.output_collector import Arrival, OutputCollector
 from bialign_ros.cli.processes import ChildProcess, ros_env
 from bialign_ros.codec.cdr import serialize_image
+from bialign_ros.node_diagnostics import DIAGNOSTICS_PERIOD_S
 from bialign_ros.node_interface import (
     CAMERA_INFO,
     DEPTH_TOPIC,
@@ -86,7 +87,8 @@ class NodeRun:
     """The measured windows of input stamps (start excluded, end included), one per slice of the run;
     by default one: the publications of the last ``seconds``."""
     node_cpu: list[tuple[int, float]] = field(default_factory=list)
-    """(stamp in ns, ``cpu_percent``) of each of the node's reports: its process CPU over the second before."""
+    """(stamp in ns, ``cpu_percent``) of each of the node's reports: its process CPU over the second before
+    (:data:`~bialign_ros.node_diagnostics.DIAGNOSTICS_PERIOD_S`)."""
     node_threads: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     """(stamp in ns, CPU % by thread group) of each of the node's reports that has them (its
     ``cpu_<group>_percent``)."""
@@ -108,15 +110,28 @@ class NodeRun:
         warm-up frames, nor the first labels, which wait for a compiled graph to compile)."""
         return [a for a in self.arrivals[camera] if self._measured(a.stamp_ns)]
 
+    def _working(self, report_ns: int) -> bool:
+        """Whether the second a node report of stamp ``report_ns`` covers lies between the first and the
+        last publication of a measured window, when the node had frames to work on. A window reaches back
+        one camera period before its first publication; at a slow camera rate that is seconds in which
+        the node waited idle, and counting its reports then would make the node look idle."""
+        period = round(DIAGNOSTICS_PERIOD_S * 1e9)
+        for start, end in self.windows_ns:
+            first = min((t for t in self.published_ns if start < t <= end), default=None)
+            if first is not None and first + period <= report_ns <= end:
+                return True
+        return False
+
     def node_cpu_percent(self) -> float | None:
-        """The node process's mean CPU (% of one core) over its reports within the measured windows."""
-        inside = [cpu for stamp, cpu in self.node_cpu if self._measured(stamp)]
+        """The node process's mean CPU (% of one core) over its reports of the measured windows' working
+        seconds (see :meth:`_working`)."""
+        inside = [cpu for stamp, cpu in self.node_cpu if self._working(stamp)]
         return float(np.mean(inside)) if inside else None
 
     def node_thread_cpu_percent(self) -> dict[str, float]:
-        """The node's mean CPU (% of one core) by thread group over its reports within the measured
-        windows; empty when its reports have none (not Linux)."""
-        inside = [groups for stamp, groups in self.node_threads if self._measured(stamp)]
+        """The node's mean CPU (% of one core) by thread group over its reports of the measured windows'
+        working seconds; empty when its reports have none (not Linux)."""
+        inside = [groups for stamp, groups in self.node_threads if self._working(stamp)]
         return {group: float(np.mean([g.get(group, 0.0) for g in inside])) for group in (inside[0] if inside else {})}
 
     def harness_cpu_percent(self) -> float | None:

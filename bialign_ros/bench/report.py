@@ -294,7 +294,8 @@ def node_cpu_section(suite: dict[str, Any]) -> list[str]:
         return []
     cores = suite["hardware"]["cores"]
     lines = ["## Where the cores went in the node runs", "",
-             f"Mean CPU over the measured slices, in % of one core ({100 * cores} for the machine): the node's "
+             f"Mean CPU over the measured slices (the node's from the reports of the seconds after each "
+             f"slice's first frame), in % of one core ({100 * cores} for the machine): the node's "
              "threads by group from its `/diagnostics` (`cpu_<group>_percent`: *inference* decodes frames and "
              "runs the model, *model_pool* is the model's intra-op threads, *publishing* renders and sends "
              "the outputs, *executor* takes the camera and depth images, *middleware* is Fast DDS's threads, "
