@@ -130,6 +130,28 @@ def test_a_file_with_eight_bit_weights_warns_on_a_cpu_without_vnni(tmp_path, unt
         "with bialign_quantize --weight-bits 7 for it"]
 
 
+def test_an_int8_file_run_below_its_calibration_size_warns_once_per_size(int8_file, caplog):
+    """The file is calibrated on 96x64 frames: input_scale 0.5 on a camera of that size runs it at 48x32."""
+    image = render_scene(740, H, W).image
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == ort_runner.LOG.name]
+
+    with caplog.at_level(logging.WARNING, logger=ort_runner.LOG.name):
+        for _ in range(2):
+            Segmenter.from_checkpoint(int8_file).segment(image)
+        Segmenter.from_checkpoint(int8_file, input_scale=2.0).segment(image)
+        assert not warnings()  # at its calibration size and above
+        half = Segmenter.from_checkpoint(int8_file, input_scale=0.5)
+        assert half.runner.calibration_size == (H, W)
+        for _ in range(3):
+            half.segment(image)
+    assert warnings() == [
+        f"{int8_file.name} was calibrated on {W}x{H} frames and runs at {W // 2}x{H // 2} "
+        "(the camera's size times input_scale): below its calibration size int8 labels agree less with fp32; "
+        f"quantise for this size with bialign_quantize --width {W // 2} --height {H // 2}"]
+
+
 def test_int8_labels_agree_with_fp32_where_trained_weights_are_confident(int8_file, trained_weights):
     """The README's promise, on weights trained for these frames: every label (>= 99.9 %) where fp32's
     two best logits differ by at least 1, and >= 99 % of all labels (broken quantisation: about 1/19)."""

@@ -125,6 +125,10 @@ class OrtRunner(Runner):
             LOG.warning(f"{path.name} has {bits}-bit int8 weights, which ONNX Runtime multiplies exactly only "
                         "on CPUs with VNNI or AMX; this CPU has neither, so some products saturate and the "
                         "labels stray further from fp32: quantise with bialign_quantize --weight-bits 7 for it")
+        calibrated = self.info.notes.get("calibration_size")
+        self.calibration_size: tuple[int, int] | None = tuple(calibrated) if calibrated else None
+        """(height, width) of the frames an int8 file was calibrated on (None: not recorded, or not int8)."""
+        self._below_calibration_warned: set[tuple[int, int]] = set()
         outputs = {o.name for o in self.session.get_outputs()}
         self.has_confidence = CONFIDENCE_OUTPUT in outputs
         self.has_logits = set(LOGITS_OUTPUTS) <= outputs
@@ -164,6 +168,7 @@ class OrtRunner(Runner):
 
     def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:
         check_batch(images)
+        self._warn_below_calibration(images.shape[1], images.shape[2])
         if confidence and not self.has_confidence:
             raise ValueError(f"{self.path.name} has no confidence output (exported before it existed): export "
                              f"and quantise it again to get segmentation/confidence and free space")
@@ -175,6 +180,22 @@ class OrtRunner(Runner):
         as_f32 = {name: value.astype(np.float32, copy=False) for name, value in found.items() if name != "labels"}
         return RunOutputs(found["labels"], as_f32["edges"], as_f32.get(CONFIDENCE_OUTPUT),
                           *(as_f32.get(name) for name in LOGITS_OUTPUTS))
+
+    def _warn_below_calibration(self, height: int, width: int) -> None:
+        """Warn once per size when an int8 file runs on frames smaller than those it was calibrated on.
+
+        Its activation ranges then misfit: with the full-resolution synthetic weights, files calibrated at
+        512x1024 and 1024x2048 kept 97-98 % of fp32's confident labels at half their calibration size and
+        94 % at a quarter, against 100 % at it and above (docs/speed_findings.md, *Label agreement*)."""
+        if self.calibration_size is None or (height, width) in self._below_calibration_warned:
+            return
+        ch, cw = self.calibration_size
+        if height < ch or width < cw:
+            self._below_calibration_warned.add((height, width))
+            LOG.warning(f"{self.path.name} was calibrated on {cw}x{ch} frames and runs at {width}x{height} "
+                        "(the camera's size times input_scale): below its calibration size int8 labels agree "
+                        "less with fp32; quantise for this size with bialign_quantize --width "
+                        f"{width} --height {height}")
 
     def close(self) -> None:
         self.session = self._lean = None
