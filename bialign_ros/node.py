@@ -84,6 +84,7 @@ from bialign_ros.qos import (
 )
 from bialign_ros.rate_stats import StreamStats
 from bialign_ros.raw_publish import publish_serialized
+from bialign_ros.ros_logging import forward_package_logs
 from bialign_ros.segmenter import SegmentationResult, Segmenter, backend_for_file
 from bialign_ros.stamp_buffer import RecentByStamp
 from bialign_ros.transport import prepare_for_large_frames
@@ -608,9 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     # Built before anything can log readiness: a Ctrl-C inside its constructor leaves a
     # half-built executor whose finaliser prints a traceback.
     executor = SingleThreadedExecutor()
-    node = None
+    node = restore_logs = None
     try:
         node = BiAlignNode()
+        restore_logs = forward_package_logs(node.get_logger())
         if profile is not None:
             node.get_logger().info(f"Fast DDS transport profile for large frames: {profile}")
         if node.config.autostart:
@@ -632,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         if node is not None:
             node.release()
             node.destroy_node()
+        if restore_logs is not None:
+            restore_logs()
         rclpy.try_shutdown()
     return 0
 

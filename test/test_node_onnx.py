@@ -1,5 +1,6 @@
 """The node runs ONNX exports: an fp32 file and an int8 file, each in a node of its own, publish the
-labels the Segmenter gives on the same file."""
+labels the Segmenter gives on the same file (the int8 one at input_scale 0.5, below the size it was
+calibrated at, which the node's log says)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ H, W = 96, 160  # not the export size: the files keep height and width symbolic
 
 def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_file):
     files = {"fp32": onnx_file, "int8": int8_file}
+    scales = {"fp32": 1.0, "int8": 0.5}
     domains = {precision: next_domain_id() for precision in files}
     # Both nodes load their model at the same time.
     # Each file named with its precision, as bialign_benchmark starts the node.
     nodes = {precision: start_node(domains[precision], "-p", f"weights:={path}", "-p", "no_frame_warning:=0.0",
-                                   "-p", f"precision:={precision}")
+                                   "-p", f"precision:={precision}", "-p", f"input_scale:={scales[precision]}")
              for precision, path in files.items()}
     peers = {}
     try:
@@ -47,7 +49,7 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
             camera.publish(msg)
             out = labels.wait_for(lambda m: m.header.stamp.sec == 77, 30)
             assert out is not None, node.output[-3000:]
-            seg = Segmenter.from_checkpoint(path, device="cpu")
+            seg = Segmenter.from_checkpoint(path, device="cpu", input_scale=scales[precision])
             try:
                 expected = seg.segment(rgb).labels
             finally:
@@ -57,6 +59,11 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
             assert report is not None
             values = parse_key_values([(kv.key, kv.value) for kv in report.status[0].values])
             assert (values["backend"], values["precision"]) == ("onnxruntime", precision)
+        # The runner's warning about the int8 file's calibration size, on the node's ROS logger
+        warned = [line for line in nodes["int8"].output.splitlines() if "was calibrated on" in line]
+        assert len(warned) == 1 and warned[0].startswith("[WARN]") and "] [bialign]: " in warned[0], warned
+        assert f"{int8_file.name} was calibrated on 96x64 frames and runs at {W // 2}x{H // 2}" in warned[0]
+        assert not any("was calibrated on" in line for line in nodes["fp32"].output.splitlines())
     finally:
         for precision, node in nodes.items():
             if precision in peers:
