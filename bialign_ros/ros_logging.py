@@ -46,7 +46,7 @@ def forward_package_logs(logger: RcutilsLogger) -> Callable[[], None]:
     package = logging.getLogger(PACKAGE_LOGGER)
     handler, propagate = RosLogHandler(logger), package.propagate
     package.addHandler(handler)
-    package.propagate = False  # else Python's last-resort handler prints each record a second time
+    package.propagate = False  # a handler on the root logger (a basicConfig) would print each record again
 
     def restore() -> None:
         package.removeHandler(handler)
