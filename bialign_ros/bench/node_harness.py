@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import rclpy
@@ -49,6 +49,8 @@ from bialign_ros.rate_stats import CpuMeter
 from bialign_ros.raw_publish import publish_serialized
 from bialign_ros.timing import process_peak_rss_mb
 from bialign_ros.transport import prepare_for_large_frames
+
+T = TypeVar("T")
 
 READY_TIMEOUT = 180.0
 """Seconds the node may take to load the model and subscribe (a TensorRT engine build takes long)."""
@@ -110,28 +112,29 @@ class NodeRun:
         warm-up frames, nor the first labels, which wait for a compiled graph to compile)."""
         return [a for a in self.arrivals[camera] if self._measured(a.stamp_ns)]
 
-    def _working(self, report_ns: int) -> bool:
-        """Whether the second a node report of stamp ``report_ns`` covers lies between the first and the
+    def _working_reports(self, reports: list[tuple[int, T]]) -> list[T]:
+        """The values of the node ``reports`` (stamp in ns, value) whose second lies between the first and the
         last publication of a measured window, when the node had frames to work on. A window reaches back
         one camera period before its first publication; at a slow camera rate that is seconds in which
         the node waited idle, and counting its reports then would make the node look idle."""
         period = round(DIAGNOSTICS_PERIOD_S * 1e9)
+        spans = []
         for start, end in self.windows_ns:
             first = min((t for t in self.published_ns if start < t <= end), default=None)
-            if first is not None and first + period <= report_ns <= end:
-                return True
-        return False
+            if first is not None:
+                spans.append((first + period, end))
+        return [value for stamp, value in reports if any(low <= stamp <= high for low, high in spans)]
 
     def node_cpu_percent(self) -> float | None:
         """The node process's mean CPU (% of one core) over its reports of the measured windows' working
-        seconds (see :meth:`_working`)."""
-        inside = [cpu for stamp, cpu in self.node_cpu if self._working(stamp)]
+        seconds (see :meth:`_working_reports`)."""
+        inside = self._working_reports(self.node_cpu)
         return float(np.mean(inside)) if inside else None
 
     def node_thread_cpu_percent(self) -> dict[str, float]:
         """The node's mean CPU (% of one core) by thread group over its reports of the measured windows'
         working seconds; empty when its reports have none (not Linux)."""
-        inside = [groups for stamp, groups in self.node_threads if self._working(stamp)]
+        inside = self._working_reports(self.node_threads)
         return {group: float(np.mean([g.get(group, 0.0) for g in inside])) for group in (inside[0] if inside else {})}
 
     def harness_cpu_percent(self) -> float | None:
