@@ -224,8 +224,17 @@ class Segmenter:
         if meta.training.get("untrained"):
             LOG.warning("%s holds UNTRAINED weights: labels and edges will be noise", path)
         if warmup and not compile:  # a compiled graph compiles per image size: a warm-up would add one
-            seg.segment(np.zeros((256, 512, 3), np.uint8))
+            seg.warm_up()
         return seg
+
+    def warm_up(self) -> None:
+        """Run one small blank frame through the whole path, so that the first camera frame does not pay
+        for the backend's set-up (the frame is no camera's: see :attr:`Runner.warming_up`)."""
+        self.runner.warming_up = True
+        try:
+            self.segment(np.zeros((256, 512, 3), np.uint8))
+        finally:
+            self.runner.warming_up = False
 
     @property
     def backend(self) -> str:

@@ -152,6 +152,20 @@ def test_an_int8_file_run_below_its_calibration_size_warns_once_per_size(int8_fi
         f"quantise for this size with bialign_quantize --width {W // 2} --height {H // 2}"]
 
 
+def test_the_warm_up_frame_does_not_count_as_a_frame_below_the_calibration_size(int8_file, caplog):
+    """The Segmenter's warm-up runs a 512x256 blank frame: a file calibrated at 1024x512 (the default of
+    bialign_quantize) warns about the camera's frames, not about that one."""
+    seg = Segmenter.from_checkpoint(int8_file, warmup=False)
+    seg.runner.calibration_size = (512, 1024)
+    with caplog.at_level(logging.WARNING, logger=ort_runner.LOG.name):
+        seg.warm_up()
+        assert not caplog.records
+        assert not seg.runner.warming_up
+        seg.segment(np.zeros((256, 512, 3), np.uint8))
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"{int8_file.name} was calibrated on 1024x512 frames and runs at 512x256"]
+
+
 def test_int8_labels_agree_with_fp32_where_trained_weights_are_confident(int8_file, trained_weights):
     """The README's promise, on weights trained for these frames: every label (>= 99.9 %) where fp32's
     two best logits differ by at least 1, and >= 99 % of all labels (broken quantisation: about 1/19)."""

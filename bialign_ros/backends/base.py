@@ -120,6 +120,9 @@ class Runner(ABC):
     """Largest batch one call takes, or None for any."""
     has_logits: bool = True
     """Whether ``run`` can return the logits (files exported before they existed cannot)."""
+    warming_up: bool = False
+    """True while the Segmenter warms the backend up: its frame is no camera's, so warnings about the
+    frames a model is given wait for real ones."""
 
     @abstractmethod
     def run(self, images: np.ndarray, confidence: bool = False, logits: bool = False) -> RunOutputs:

@@ -187,7 +187,8 @@ class OrtRunner(Runner):
         Its activation ranges then misfit: with the full-resolution synthetic weights, files calibrated at
         512x1024 and 1024x2048 kept 97-98 % of fp32's confident labels at half their calibration size and
         94 % at a quarter, against 100 % at it and above (docs/speed_findings.md, *Label agreement*)."""
-        if self.calibration_size is None or (height, width) in self._below_calibration_warned:
+        if (self.warming_up or self.calibration_size is None
+                or (height, width) in self._below_calibration_warned):
             return
         ch, cw = self.calibration_size
         if height < ch or width < cw:
