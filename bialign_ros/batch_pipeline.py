@@ -15,10 +15,14 @@ has a frame waiting: hardware-synchronised cameras arrive within milliseconds of
 Processing runs in two stages on two threads. ``process`` may return, for a frame, a step (a
 function of no arguments, typically "render and publish this frame's outputs") instead of its
 outcome; the steps of a batch run on the second thread while the worker takes on the next batch,
-so a frame's publishing overlaps the next frame's inference. At most one batch is in each stage:
-the worker hands a batch over only once the previous one is finished, so a slow second stage
-holds the worker back rather than queueing results (latency stays bounded), and frames come out
-in the order they were processed.
+so a frame's publishing overlaps the next frame's inference. At most one batch is in the second
+stage: a worker hands a batch over only once the previous one is finished, so a slow second stage
+holds the workers back rather than queueing results (latency stays bounded).
+
+With ``workers`` > 1 that many worker threads take batches, each the newest waiting frames when it
+becomes free, so several frames are in inference at once (each with its share of the cores: frames
+take longer, more come out per second). Batches reach the second stage in the order they were
+taken, so a camera's frames always come out in stamp order.
 """
 
 from __future__ import annotations
@@ -96,16 +100,20 @@ class BatchPipeline(Generic[T]):
         batch_window: float = 0.0,
         on_error: Callable[[Pending[T], Exception], None] | None = None,
         name: str = "bialign-inference",
+        workers: int = 1,
     ) -> None:
-        """``process`` runs on the worker for every batch taken and returns one outcome, or one
+        """``process`` runs on a worker for every batch taken and returns one outcome, or one
         :data:`Step` to finish it on the second thread, per frame (raising fails the whole batch);
-        ``on_error`` gets each failed frame and its exception, from either thread."""
+        ``on_error`` gets each failed frame and its exception, from any thread. With ``workers`` > 1,
+        ``process`` runs on that many threads at once."""
         if not streams:
             raise ValueError("a pipeline needs at least one stream")
         if len(set(streams)) != len(streams):
             raise ValueError(f"stream names must be distinct, got {list(streams)}")
         if batch_window < 0:
             raise ValueError(f"batch_window must be >= 0 seconds, got {batch_window}")
+        if workers < 1:
+            raise ValueError(f"a pipeline needs at least one worker, got {workers}")
         self._process = process
         self._on_error = on_error
         self.streams = tuple(streams)
@@ -115,15 +123,22 @@ class BatchPipeline(Generic[T]):
             s: deque(maxlen=1 if drop_frames else None) for s in self.streams}
         self._counters = {s: _Counters() for s in self.streams}
         self._cond = threading.Condition()
-        self._busy = False
+        self._busy = 0
+        """Workers processing a batch (or waiting to hand it over)."""
+        self._taken = 0
+        """Batches taken so far: a batch's number gives its turn to hand over."""
+        self._handed = 0
+        """Batches handed over (or finished without steps): the number of the batch whose turn it is."""
         self._handoff: list[tuple[Pending[T], Step]] | None = None
         """The steps of the batch in the second stage, until they have all run."""
         self._stopping = False
         self._order = 0
-        self.thread_names = (name, f"{name}-steps")
-        """The names of the worker thread and of the second stage's thread."""
-        self._threads = (threading.Thread(target=self._run, name=self.thread_names[0], daemon=True),
-                         threading.Thread(target=self._run_steps, name=self.thread_names[1], daemon=True))
+        self.worker_names = (name,) if workers == 1 else tuple(f"{name}-{i}" for i in range(1, workers + 1))
+        """The names of the worker threads."""
+        self.thread_names = (*self.worker_names, f"{name}-steps")
+        """The names of the worker threads, then of the second stage's thread."""
+        self._threads = (*(threading.Thread(target=self._run, name=n, daemon=True) for n in self.worker_names),
+                         threading.Thread(target=self._run_steps, name=self.thread_names[-1], daemon=True))
 
     def start(self) -> BatchPipeline[T]:
         """Start the worker threads; returns ``self``."""
@@ -163,7 +178,7 @@ class BatchPipeline(Generic[T]):
                 lambda: not self._waiting() and not self._busy and self._handoff is None, timeout)
 
     def stop(self, timeout: float | None = 10.0) -> bool:
-        """Stop both stages after the batch in progress in each; waiting frames are discarded.
+        """Stop both stages after the batches in progress; waiting frames are discarded.
 
         Returns False if a worker thread was still busy when ``timeout`` passed.
         """
@@ -208,19 +223,26 @@ class BatchPipeline(Generic[T]):
                 if self._stopping:
                     return
                 batch = self._take()
-                self._busy = True
+                turn = self._taken
+                self._taken += 1
+                self._busy += 1
             results = self._run_batch(batch)
             steps = [(item, r) for item, r in zip(batch, results) if callable(r)]
             done = [(item, r) for item, r in zip(batch, results) if not callable(r)]
             self._report(done)
             with self._cond:
                 self._count(done)
-                if steps:  # one batch in the second stage at a time: wait for the previous one
-                    self._cond.wait_for(lambda: self._stopping or self._handoff is None)
-                    if not self._stopping:
-                        self._handoff = steps
-                self._busy = False
+                self._hand_over(turn, steps)
+                self._busy -= 1
                 self._cond.notify_all()
+
+    def _hand_over(self, turn: int, steps: list[tuple[Pending[T], Step]]) -> None:
+        """With the lock held: give the second stage the ``steps`` of batch number ``turn`` once the batches
+        taken before it have been handed over and the second stage is free (then it is the next's turn)."""
+        self._cond.wait_for(lambda: self._stopping or (self._handed == turn and (not steps or self._handoff is None)))
+        if steps and not self._stopping:
+            self._handoff = steps
+        self._handed += 1
 
     def _run_steps(self) -> None:
         while True:

@@ -16,11 +16,11 @@ OK, WARN, ERROR = 0, 1, 2
 
 
 THREAD_GROUPS = ("inference", "model_pool", "publishing", "executor", "middleware", "helpers")
-"""The groups of the node's threads whose CPU the node reports (``cpu_<group>_percent``): the thread that
-decodes frames and runs the model; native threads other than the middleware's (the model's intra-op
-pool: ONNX Runtime's or PyTorch's OpenMP workers); the thread that renders and publishes the outputs;
-the executor (subscription callbacks, timers, services); Fast DDS's own threads; the Python worker
-threads of the exact upsampling and the depth projector."""
+"""The groups of the node's threads whose CPU the node reports (``cpu_<group>_percent``): the threads that
+decode frames and run the model (one per inference stream); native threads other than the middleware's
+(the model's intra-op pool: ONNX Runtime's or PyTorch's OpenMP workers); the thread that renders and
+publishes the outputs; the executor (subscription callbacks, timers, services); Fast DDS's own threads;
+the Python worker threads of the exact upsampling and the depth projector."""
 
 MODEL_GROUPS = ("inference", "model_pool")
 """The :data:`THREAD_GROUPS` that run the model; the others are the node's plumbing around it."""
@@ -33,14 +33,15 @@ def thread_cpu_key(group: str) -> str:
 
 def thread_group(python_name: str | None, kernel_name: str, pipeline: tuple[str, ...]) -> str:
     """The :data:`THREAD_GROUPS` entry of a thread of the node from its Python name (None: a thread not
-    started by Python), its kernel name and the pipeline's thread names (worker, second stage)."""
+    started by Python), its kernel name and the pipeline's thread names (its workers, then its second
+    stage: :attr:`~bialign_ros.batch_pipeline.BatchPipeline.thread_names`)."""
     if python_name is None:
         return "middleware" if kernel_name.startswith("dds.") else "model_pool"
     if python_name == threading.main_thread().name:
         return "executor"
-    if pipeline and python_name == pipeline[0]:
+    if python_name in pipeline[:-1]:
         return "inference"
-    if len(pipeline) > 1 and python_name == pipeline[1]:
+    if pipeline and python_name == pipeline[-1]:
         return "publishing"
     return "helpers"
 

@@ -219,6 +219,8 @@ def test_bad_configuration_and_unknown_streams_are_refused_by_name():
         BatchPipeline(lambda b: [], ("front", "front"))
     with pytest.raises(ValueError, match="batch_window"):
         BatchPipeline(lambda b: [], CAMERAS, batch_window=-0.1)
+    with pytest.raises(ValueError, match="at least one worker, got 0"):
+        BatchPipeline(lambda b: [], CAMERAS, workers=0)
     pipe = BatchPipeline(lambda b: [None] * len(b), CAMERAS)
     with pytest.raises(ValueError, match="unknown stream 'rear'"):
         pipe.submit("rear", 1)
@@ -291,6 +293,85 @@ def test_steps_run_on_a_second_thread_while_the_worker_takes_the_next_batch():
     finally:
         gate.set()
         assert pipe.stop(5)
+
+
+def test_workers_process_frames_at_once_and_hand_them_over_in_the_order_taken():
+    """Two workers: frame 2 is taken while frame 1 is processed and finishes first, yet its step runs
+    after frame 1's (a camera's frames come out in stamp order); a third frame waits for a free worker."""
+    gates = {1: threading.Event(), 2: threading.Event(), 3: threading.Event()}
+    running, finished, threads = [], [], {}
+
+    def process(batch):
+        frame = batch[0].frame
+        running.append(frame)
+        threads[frame] = threading.current_thread().name
+        assert gates[frame].wait(10)
+        return [partial(finished.append, frame)]
+
+    pipe = BatchPipeline(process, ("front",), name="streams", workers=2).start()
+    try:
+        assert pipe.thread_names == ("streams-1", "streams-2", "streams-steps")
+        pipe.submit("front", 1)
+        _wait_until(lambda: running == [1])
+        pipe.submit("front", 2)
+        _wait_until(lambda: running == [1, 2])  # both in flight
+        pipe.submit("front", 3)
+        gates[2].set()
+        time.sleep(0.3)
+        assert finished == [] and running == [1, 2]  # frame 2 waits for frame 1's turn, holding its worker
+        gates[1].set()
+        _wait_until(lambda: finished == [1, 2] and running == [1, 2, 3])
+        gates[3].set()
+        assert pipe.wait_idle(5)
+        assert finished == [1, 2, 3]
+        assert threads[1] != threads[2] and {threads[1], threads[2]} == {"streams-1", "streams-2"}
+        assert pipe.stats() == PipelineStats(received=3, processed=3, dropped=0, failed=0, waiting=0)
+    finally:
+        for gate in gates.values():
+            gate.set()
+        assert pipe.stop(5)
+
+
+def test_a_failed_batch_passes_its_turn_to_the_next():
+    """A batch without steps (its frames failed) still hands over in its turn: later batches are not held."""
+    gate = threading.Event()
+    finished, errors = [], []
+
+    def process(batch):
+        frame = batch[0].frame
+        if frame == 1:
+            assert gate.wait(10)
+            return [ValueError("bad frame 1")]
+        return [partial(finished.append, frame)]
+
+    pipe = BatchPipeline(process, ("front",), workers=2, on_error=lambda p, e: errors.append(p.frame)).start()
+    try:
+        pipe.submit("front", 1)
+        _wait_until(lambda: pipe.stats().waiting == 0)
+        pipe.submit("front", 2)
+        time.sleep(0.2)
+        assert finished == []  # its turn comes after frame 1's
+        gate.set()
+        assert pipe.wait_idle(5)
+        assert (finished, errors) == ([2], [1])
+    finally:
+        gate.set()
+        assert pipe.stop(5)
+
+
+def test_stop_ends_every_worker_waiting_for_its_turn():
+    gate = threading.Event()
+
+    def process(batch):
+        if batch[0].frame == 1:
+            gate.wait(0.5)
+        return [lambda: None]
+
+    pipe = BatchPipeline(process, ("front",), workers=3).start()
+    pipe.submit("front", 1)
+    _wait_until(lambda: pipe.stats().waiting == 0)
+    pipe.submit("front", 2)  # done at once, waits for frame 1's turn
+    assert pipe.stop(5)
 
 
 def test_a_failing_step_fails_its_frame_alone():

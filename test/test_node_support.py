@@ -89,6 +89,8 @@ def test_thread_groups_of_the_node():
     assert thread_group(None, "python", pipeline) == "model_pool"  # a native thread: the intra-op pool
     assert thread_group("upsample_0", "python", pipeline) == "helpers"
     assert thread_group("bialign-inference", "python", ()) == "helpers"  # no pipeline while inactive
+    streams = ("bialign-inference-1", "bialign-inference-2", "bialign-inference-steps")
+    assert [thread_group(name, "python", streams) for name in streams] == ["inference", "inference", "publishing"]
     assert set(THREAD_GROUPS) == {"inference", "model_pool", "publishing", "executor", "middleware", "helpers"}
 
 
