@@ -35,6 +35,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
+from bialign_ros.backends.base import stream_threads
 from bialign_ros.batch_pipeline import BatchPipeline, Outcome, Pending, Step, group_by
 from bialign_ros.camera_geometry import CameraPose
 from bialign_ros.checkpoint import CheckpointError
@@ -299,9 +300,12 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         if cfg.compile and (backend := backend_for_file(cfg.weights, cfg.backend)) != "torch":
             raise ParamError(f"parameter 'compile': true applies to the torch backend (.pt files); "
                              f"{cfg.weights} runs on {backend}")
+        if cfg.compile and cfg.inference_streams > 1:
+            raise ParamError(f"parameter 'inference_streams': compile takes 1 (a compiled graph runs one frame at "
+                             f"a time), got {cfg.inference_streams}")
         self.segmenter = Segmenter.from_checkpoint(cfg.weights, device=cfg.device, precision=cfg.precision,
                                                    input_scale=cfg.input_scale, backend=cfg.backend,
-                                                   compile=cfg.compile)
+                                                   compile=cfg.compile, threads=stream_threads(cfg.inference_streams))
         if not self.context.ok():  # Ctrl-C/SIGTERM while the model was loading
             raise _Interrupted
         obstacles = self._choose_ground_classes(self.segmenter.meta.class_names)
@@ -327,6 +331,8 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
                     LabelInfo, camera_topic(cam.name, OUTPUT_TOPICS["label_info"]), latched_qos())
         seg = self.segmenter
         mode = "latest frame wins" if cfg.drop_frames else "evaluation mode: every frame is processed"
+        if cfg.inference_streams > 1:
+            mode += f"; {cfg.inference_streams} frames in inference at once"
         if cfg.cameras:
             inputs = "; ".join(f"camera {c.name}: input {c.input_topic}, camera_info {c.camera_info_topic}"
                                for c in self.cameras)
@@ -346,7 +352,7 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         cfg = self.config
         self._pipeline = BatchPipeline(self._process_batch, [cam.name for cam in self.cameras],
                                        drop_frames=cfg.drop_frames, batch_window=cfg.batch_window,
-                                       on_error=self._on_frame_error).start()
+                                       on_error=self._on_frame_error, workers=cfg.inference_streams).start()
         for cam in self.cameras:
             cam.camera_info_sub = self.create_subscription(
                 CameraInfo, cam.camera_info_topic, partial(self._on_camera_info, cam), camera_info_qos())

@@ -184,8 +184,8 @@ class Segmenter:
         auto|fp32|fp16|bf16|int8; exported files hold their own precision, which ``auto`` takes and
         any other value must match. ``input_scale`` resizes the network input (e.g. 0.5 on a CPU)
         while outputs stay at the image's size. ``compile`` wraps the torch backend in
-        ``torch.compile`` (then without a warm-up frame); ``threads`` sets ONNX Runtime's intra-op
-        threads (0: physical cores).
+        ``torch.compile`` (then without a warm-up frame); ``threads`` sets the model's intra-op threads
+        on the CPU (0: physical cores): ONNX Runtime's session's, or PyTorch's for the whole process.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -202,6 +202,8 @@ class Segmenter:
                                       "run an ONNX export of it (bialign_export --weights W.pt --format onnx "
                                       "--out W.onnx) or install requirements/runtime.txt") from exc
             prec = resolve_precision(precision, dev)
+            if threads and dev == "cpu":
+                torch.set_num_threads(threads)
             model, meta = load_inference_model(path)
             runner: Runner = TorchRunner(model, meta, torch.device(dev), prec, compile=compile)
             model = model.to(dev, torch.float16 if prec == "fp16" else torch.float32)  # for forward()

@@ -1,8 +1,11 @@
 """The node runs ONNX exports: an fp32 file and an int8 file, each in a node of its own, publish the
 labels the Segmenter gives on the same file (the int8 one at input_scale 0.5, below the size it was
-calibrated at, which the node's log says)."""
+calibrated at, which the node's log says; the fp32 one with two frames in inference at once, whose
+labels still come out in stamp order)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -26,11 +29,13 @@ H, W = 96, 160  # not the export size: the files keep height and width symbolic
 def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_file):
     files = {"fp32": onnx_file, "int8": int8_file}
     scales = {"fp32": 1.0, "int8": 0.5}
+    streams = {"fp32": 2, "int8": 1}
     domains = {precision: next_domain_id() for precision in files}
     # Both nodes load their model at the same time.
     # Each file named with its precision, as bialign_benchmark starts the node.
     nodes = {precision: start_node(domains[precision], "-p", f"weights:={path}", "-p", "no_frame_warning:=0.0",
-                                   "-p", f"precision:={precision}", "-p", f"input_scale:={scales[precision]}")
+                                   "-p", f"precision:={precision}", "-p", f"input_scale:={scales[precision]}",
+                                   "-p", f"inference_streams:={streams[precision]}")
              for precision, path in files.items()}
     peers = {}
     try:
@@ -59,6 +64,18 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
             assert report is not None
             values = parse_key_values([(kv.key, kv.value) for kv in report.status[0].values])
             assert (values["backend"], values["precision"]) == ("onnxruntime", precision)
+        # Two frames in inference at once: a burst of frames comes out in stamp order, the last one too
+        camera = peers["fp32"].publisher(Image, "/image", reliable())
+        burst = peers["fp32"].collect(Image, "/segmentation/labels", best_effort())
+        assert peers["fp32"].wait_for_subscribers(camera) and peers["fp32"].wait_for_publishers("/segmentation/labels")
+        for sec in range(100, 112):
+            msg.header.stamp.sec = sec
+            camera.publish(msg)
+            time.sleep(0.01)
+        assert burst.wait_for(lambda m: m.header.stamp.sec == 111, 30) is not None, nodes["fp32"].output[-3000:]
+        stamps = [m.header.stamp.sec for m in burst.msgs]
+        assert len(stamps) >= 2 and stamps == sorted(set(stamps)), stamps
+        assert "2 frames in inference at once" in nodes["fp32"].output
         # The runner's warning about the int8 file's calibration size, on the node's ROS logger
         warned = [line for line in nodes["int8"].output.splitlines() if "was calibrated on" in line]
         assert len(warned) == 1 and warned[0].startswith("[WARN]") and "] [bialign]: " in warned[0], warned

@@ -61,6 +61,12 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def stream_threads(streams: int) -> int:
+    """The model's intra-op threads for each of ``streams`` frames in inference at once: the physical
+    cores shared out, at least 1; 0 (every core, the backends' default) for a single stream."""
+    return 0 if streams == 1 else max(1, physical_cores() // streams)
+
+
 def cpu_flags() -> frozenset[str]:
     """The instruction-set flags this CPU reports (``/proc/cpuinfo``; empty where it cannot be read)."""
     try:
