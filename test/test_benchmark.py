@@ -181,6 +181,16 @@ def test_node_runs_what_the_measured_segmenter_runs(untrained_weights):
                       "input_scale": "0.5"}
 
 
+def test_the_node_benchmark_starts_the_node_with_its_inference_streams():
+    from bialign_ros.bench.node_bench import NodeBenchOptions
+    from bialign_ros.cli.node_benchmark import build_parser
+
+    args = build_parser().parse_args(["--weights", "w.onnx", "--inference-streams", "2"])
+    params = _node_params(node_command(NodeBenchOptions("w.onnx", inference_streams=args.inference_streams).spec()))
+    assert params["inference_streams"] == "2"
+    assert "inference_streams" not in _node_params(node_command(NodeBenchOptions("w.onnx").spec()))  # the default
+
+
 def test_node_ratio_is_the_delivered_rate_over_the_segmenter_rate_around_each_slice():
     assert node_ratio(9.0, [8.0, 12.0]) == pytest.approx(0.9)
     assert node_ratio(10.0, [10.0, 10.0]) == 1.0

@@ -53,6 +53,9 @@ class NodeBenchOptions:
     backend: str = "auto"
     compile: bool = False
     """torch backend: the node and the bare Segmenter run the graph through torch.compile."""
+    inference_streams: int = 1
+    """The node's frames in inference at once; the bare Segmenter runs one at a time on every core, as
+    ``Segmenter.segment`` does."""
     reliability: str = "reliable"
     bare_frames: int = 10
     """Calls timed for each bare Segmenter rate."""
@@ -65,7 +68,7 @@ class NodeBenchOptions:
     def spec(self, cameras: tuple[str, ...] = ()) -> NodeSpec:
         """The node these options run, serving ``cameras``."""
         return NodeSpec(self.weights, self.device, self.precision, self.backend, self.input_scale, cameras,
-                        self.compile)
+                        self.compile, self.inference_streams)
 
 
 class BareSegmenter:
@@ -190,7 +193,8 @@ def run_node_benchmark(opts: NodeBenchOptions) -> dict[str, Any]:
     bare_hz, bare_mean = median_and_mean_hz([t for r in rounds for t in r[0]])
     around = [latency_summary(r[0])["fps"] for r in rounds[:opts.slices + 1]]
     one.update(width=opts.width, height=opts.height, rate_hz=opts.rate, input_scale=opts.input_scale,
-               subscribed=["labels", *opts.outputs], bare_segmenter_work=bare.work, slices=opts.slices,
+               inference_streams=opts.inference_streams, subscribed=["labels", *opts.outputs],
+               bare_segmenter_work=bare.work, slices=opts.slices,
                bare_segmenter_hz=bare_hz, bare_segmenter_mean_hz=bare_mean, segmenter_hz_before=around[0],
                segmenter_hz_after=around[-1], segmenter_hz_around=around,
                bare_segmenter_cpu_percent=float(np.mean(bare.cpu_percent[:opts.slices + 1])),

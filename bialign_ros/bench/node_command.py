@@ -28,7 +28,8 @@ def outputs_arg(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """What the node runs: its weights and the Segmenter's device, precision, backend, input scale and compilation."""
+    """What the node runs: its weights, the Segmenter's device, precision, backend, input scale and compilation,
+    and the frames it infers at once."""
 
     weights: str
     device: str = "auto"
@@ -39,6 +40,8 @@ class NodeSpec:
     """Cameras of one node (parameter ``cameras``); empty: the single-camera node."""
     compile: bool = False
     """The node's ``compile`` (torch backend: torch.compile)."""
+    inference_streams: int = 1
+    """The node's ``inference_streams``: frames in inference at once."""
 
     def camera_names(self) -> list[str]:
         """The cameras whose topics the node serves: ``['']`` for the single-camera node."""
@@ -54,4 +57,6 @@ def node_command(spec: NodeSpec, *ros_args: str) -> list[str]:
         words += ["-p", f"cameras:=[{', '.join(spec.cameras)}]"]
     if spec.compile:
         words += ["-p", "compile:=true"]
+    if spec.inference_streams != 1:
+        words += ["-p", f"inference_streams:={spec.inference_streams}"]
     return python_module("bialign_ros.node", "--ros-args", *words, *ros_args)

@@ -421,11 +421,17 @@ def subscribed_note(suite: dict[str, Any]) -> str:
     return f" with {', '.join(subscribed)} subscribed" if subscribed else ""
 
 
+def streams_note(streams: int) -> str:
+    """``, N frames in inference at once`` for a node with several inference streams, else nothing."""
+    return f", {streams} frames in inference at once" if streams > 1 else ""
+
+
 def print_node_benchmark(record: dict[str, Any], reliability: str, duration: float) -> None:
     """The node benchmark's findings, from its record (:func:`bialign_ros.bench.node_bench.run_node_benchmark`)."""
     one = record.get("one_camera", record)
     print(f"{record['width']}x{record['height']} rgb8 at {record['rate_hz']:g} Hz for {duration:g} s "
-          f"(input_scale {record['input_scale']:g}, camera {reliability}); subscribed: "
+          f"(input_scale {record['input_scale']:g}, camera {reliability}"
+          f"{streams_note(one.get('inference_streams', 1))}); subscribed: "
           f"{', '.join(record['subscribed'])}")
     if "multi_camera" in record:
         print("one camera:")

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="node and bare Segmenter backend (default: from the file)")
     p.add_argument("--compile", action="store_true",
                    help="torch backend: the node (parameter compile) and the bare Segmenter run torch.compile")
+    p.add_argument("--inference-streams", type=int, default=1,
+                   help="node inference_streams: frames in inference at once (default 1); the bare Segmenter "
+                        "runs one frame at a time on every core")
     p.add_argument("--reliability", default="reliable", choices=tuple(RELIABILITY_POLICIES),
                    help="reliability of the camera publisher (the node's QoS stays at its default)")
     p.add_argument("--outputs", type=outputs_arg, default=(), metavar="labels|all|NAME,...",
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cameras < 1:
         raise SystemExit(f"--cameras must be at least 1, got {args.cameras}")
+    if args.inference_streams < 1:
+        raise SystemExit(f"--inference-streams must be at least 1, got {args.inference_streams}")
     if args.slices < 1:
         raise SystemExit(f"--slices must be at least 1, got {args.slices}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         opts = NodeBenchOptions(
             weights=weights, width=args.width, height=args.height, rate=args.rate, duration=args.duration,
             input_scale=args.input_scale, cameras=args.cameras, device=args.device, precision=args.precision,
-            backend=args.backend, compile=args.compile, reliability=args.reliability, bare_frames=args.bare_frames,
+            backend=args.backend, compile=args.compile, inference_streams=args.inference_streams,
+            reliability=args.reliability, bare_frames=args.bare_frames,
             outputs=args.outputs, slices=args.slices,
             domain_id=pick_domain_id("benchmarks") if args.domain_id is None else args.domain_id)
         try:
