@@ -186,9 +186,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("inference_streams", 1,
               "Frames in inference at once, each on its share of the CPU cores (the model's intra-op threads: "
               "physical cores / streams). 1 gives each frame every core: the lowest latency. With the camera "
-              "faster than the model, 2 on a CPU trades latency for frame rate where the model's threads lose "
-              "time waiting for each other (ONNX Runtime int8; not PyTorch, whose frames share one pool); "
-              "frames still come out in stamp order. compile takes 1.",
+              "faster than the model, 2 on a CPU trades latency for frame rate: the model's threads no longer "
+              "wait for each other when the node's other threads take a core from one of them. Frames still "
+              "come out in stamp order. compile takes 1.",
               min_value=1, max_value=8),
     ParamSpec("publish_edges", True, "Publish segmentation/edges (computed only while subscribed).",
               read_only=False),

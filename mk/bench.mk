@@ -1,7 +1,7 @@
 # Benchmarks: every backend and precision side by side in one run (bialign_benchmark --configs).
 #   make bench   measures the machine's convolution peaks, exports and quantises the trained demo
 #                weights (cached in $(BENCH_DIR)), then times the bare model, the Segmenter and the
-#                node at each size; writes $(BENCH_DOC).md (docs/benchmarks.md; beside the previous
+#                node at each size (ONNX Runtime int8's node also with 2 frames in inference at once); writes $(BENCH_DOC).md (docs/benchmarks.md; beside the previous
 #                run's figures, when $(BENCH_DIR) holds its record) and $(BENCH_DOC)_fps.png, and
 #                (bench-outputs) $(BENCH_DOC)_outputs.md and $(BENCH_DOC)_outputs_torch.md.
 # BENCH_WEIGHTS=your.pt benchmarks your own checkpoint; the default (make bench-weights: the demo

@@ -30,7 +30,7 @@ from bialign_ros.bench.ort_profile import PROFILE_RUNS, mac_share, summarise_pro
 from bialign_ros.bench.output_costs import output_costs_markdown
 from bialign_ros.bench.report import cpu_breakdown, markdown_report, print_record
 from bialign_ros.bench.resize_cost import measure_resize_cost
-from bialign_ros.bench.suite import SuiteOptions, cameras_options, configuration_options, previous_run
+from bialign_ros.bench.suite import SuiteOptions, configuration_options, node_options, previous_run
 from bialign_ros.cli.benchmark import count_arg, parse_size
 from bialign_ros.model import build_model
 from bialign_ros.peaks import ConvStack, Peaks, conv_stack_onnx, frame_limit, measure_peaks, model_macs
@@ -127,10 +127,9 @@ def test_a_time_budget_cuts_slow_calls_short_but_times_three_rounds():
 
 
 def test_a_slow_configurations_node_runs_long_enough_for_eight_frames_a_slice():
-    opts = MeasureOptions(weights="w.pt", node_seconds=25.0, node_slices=3)
-    assert node_seconds(opts, 5.0) == 25.0  # 125 frames
-    assert node_seconds(opts, 0.1) == pytest.approx(240.0)  # 24 frames, not 2.5
-    assert round(0.1 * node_seconds(opts, 0.1)) == 3 * MIN_SLICE_FRAMES
+    assert node_seconds(25.0, 3, 5.0) == 25.0  # 125 frames
+    assert node_seconds(25.0, 3, 0.1) == pytest.approx(240.0)  # 24 frames, not 2.5
+    assert round(0.1 * node_seconds(25.0, 3, 0.1)) == 3 * MIN_SLICE_FRAMES
 
 
 def test_sizes_parse():
@@ -157,7 +156,7 @@ def test_node_runs_the_configurations_device_precision_and_backend(tmp_path):
     opts = SuiteOptions(configs=["all"], sizes=[(64, 96)], node=True)
     for name in ("tensorrt-fp16", "torch-fp16-cuda", "onnxruntime-int8", "torch-bf16", "torch-bf16-compiled"):
         config = CONFIGS[name]
-        params = _node_params(node_command(cameras_options(opts, name, "w.onnx", 64, 96, 5.0).spec(("a", "b"))))
+        params = _node_params(node_command(node_options(opts, name, "w.onnx", 64, 96, 5.0, cameras=2).spec(("a", "b"))))
         assert (params["device"], params["precision"], params["backend"]) == (
             config.device, config.precision, config.backend), name
         assert params["weights"] == "w.onnx" and params["cameras"] == "[a, b]"
@@ -169,8 +168,6 @@ def test_node_runs_the_configurations_device_precision_and_backend(tmp_path):
 
 
 def test_node_runs_what_the_measured_segmenter_runs(untrained_weights):
-    from bialign_ros.bench.measure import MeasureOptions
-
     opts = MeasureOptions(weights=str(untrained_weights), precision="bf16", input_scale=0.5)
     seg = Segmenter.from_checkpoint(untrained_weights, "cpu", "bf16", 0.5, warmup=False)
     try:
@@ -313,6 +310,21 @@ def test_report_says_where_the_cores_went_in_the_node_runs(suite):
                                                       "subscribers 13; idle 46 of 200")
     assert cpu_breakdown({"inference": 50.0}, None, None, 2).endswith("(node –); camera and subscribers –; "
                                                                       "idle – of 200")
+
+
+def test_report_sets_the_node_with_several_frames_at_once_beside_the_node_one_at_a_time(suite):
+    record = json.loads((suite / "suite.json").read_text())
+    assert "frames in inference at once" not in markdown_report(record)  # this suite ran no node
+    ort = next(r for r in record["results"] if r["config"] == "onnxruntime-fp32")
+    ort["node"] = {"ratio_to_segmenter": 0.9123, "latency_p50_ms": 413.7, "ratio_cores_allow": 0.97}
+    record["streams"] = [{"config": "onnxruntime-fp32", "inference_streams": 2, "height": 64, "width": 96,
+                          "ratio": 1.0802, "latency_ms": {"p50": 573.5}, "ratio_cores_allow": 0.961}]
+    text = markdown_report(record)
+    assert "## 2 frames in inference at once" in text and "`bialign_node_benchmark --inference-streams 2`" in text
+    assert "| 64x96 | 0.912 | 414 | 1.080 | 574 | 0.96 |" in text
+    # both in the targets table, each against the backend's target
+    assert "| onnxruntime-fp32 | 64x96 | 0.912 | 0.97 | >= 0.95 (not met) |" in text
+    assert "| onnxruntime-fp32, 2 frames at once | 64x96 | 1.080 | 0.96 | >= 0.95 (met) |" in text
 
 
 def test_report_sets_a_previous_run_beside_this_one(suite):

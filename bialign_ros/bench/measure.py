@@ -135,10 +135,10 @@ def budget(opts: MeasureOptions) -> float:
     return opts.time_budget if opts.time_budget > 0 else math.inf
 
 
-def node_seconds(opts: MeasureOptions, rate_hz: float) -> float:
-    """How long the node runs at camera rate ``rate_hz``: ``node_seconds``, or longer where a slow
-    configuration needs it for :data:`MIN_SLICE_FRAMES` frames in each slice."""
-    return max(opts.node_seconds, opts.node_slices * MIN_SLICE_FRAMES / rate_hz)
+def node_seconds(seconds: float, slices: int, rate_hz: float) -> float:
+    """How long a node run of ``slices`` slices runs at camera rate ``rate_hz``: ``seconds``, or longer where
+    a slow configuration needs it for :data:`MIN_SLICE_FRAMES` frames in each slice."""
+    return max(seconds, slices * MIN_SLICE_FRAMES / rate_hz)
 
 
 def use_threads(threads: int) -> None:
@@ -238,7 +238,8 @@ def measure_node(seg: Segmenter, opts: MeasureOptions, image: np.ndarray) -> dic
 
     bare = [segmenter_fps()]
     rate = opts.node_rate or opts.node_rate_factor * bare[0]
-    run = run_node(node_spec(seg, opts), [image], rate, node_seconds(opts, rate), pick_domain_id("benchmarks"),
+    seconds = node_seconds(opts.node_seconds, opts.node_slices, rate)
+    run = run_node(node_spec(seg, opts), [image], rate, seconds, pick_domain_id("benchmarks"),
                    warmup=opts.node_warmup, outputs=subscribed, slices=opts.node_slices,
                    between=lambda: bare.append(segmenter_fps()))
     bare.append(segmenter_fps())

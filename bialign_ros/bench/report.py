@@ -121,6 +121,7 @@ def markdown_report(suite: dict[str, Any]) -> str:
     lines += int8_profile_section(suite)
     lines += node_cpu_section(suite)
     lines += previous_section(suite)
+    lines += streams_section(suite)
     lines += cameras_section(suite)
     if suite["unavailable"]:
         lines += ["## Not measured here", ""]
@@ -222,13 +223,16 @@ def targets_section(suite: dict[str, Any]) -> list[str]:
                      f"{_fmt(of_limit, '.3f')}x ({_met(of_limit, LIMIT_TARGET)}) | "
                      f"{_times(best.get('kernels_allow'))} | "
                      f"{_fmt(s.get('of_run_int8_limit'), '.3f')}x | {agree} |")
-    nodes = [r for r in suite["results"] if r.get("node")]
+    nodes = [(r["config"], r["height"], r["width"], r["node"].get("ratio_to_segmenter"), r["node"])
+             for r in suite["results"] if r.get("node")]
+    nodes += [(f"{rec['config']}, {rec['inference_streams']} frames at once", rec["height"], rec["width"], rec["ratio"],
+               rec) for rec in suite.get("streams") or []]
     if nodes:
         lines += ["", "| configuration | size | node / Segmenter | the cores allow | target |", "|---|---|---|---|---|"]
-        for r in nodes:
-            ratio, target = r["node"].get("ratio_to_segmenter"), node_target(r["config"])
-            lines.append(f"| {r['config']} | {r['height']}x{r['width']} | {_fmt(ratio, '.3f')} "
-                         f"| {_fmt(r['node'].get('ratio_cores_allow'), '.2f')} | >= {target} ({_met(ratio, target)}) |")
+        for name, h, w, ratio, node in nodes:
+            target = node_target(name.split(",")[0])
+            lines.append(f"| {name} | {h}x{w} | {_fmt(ratio, '.3f')} "
+                         f"| {_fmt(node.get('ratio_cores_allow'), '.2f')} | >= {target} ({_met(ratio, target)}) |")
     lines += ["", "For reference (quoted from the project's issue, measured on this kind of machine in the "
               "same way, not in this run): the fastest published models of similar accuracy run in int8 "
               "at about 8.9 FPS and 7.0 FPS at 512x1024, for the network alone.", ""]
@@ -356,6 +360,32 @@ def _profile_text(profile: dict[str, Any]) -> str:
 
 def _met(value: float | None, target: float) -> str:
     return "not measured" if value is None else ("met" if value >= target else "not met")
+
+
+def streams_section(suite: dict[str, Any]) -> list[str]:
+    """Markdown lines on the node runs with several frames in inference at once, beside the same
+    configuration's node one frame at a time, if there were any."""
+    records = suite.get("streams")
+    if not records:
+        return []
+    n, config = records[0]["inference_streams"], records[0]["config"]
+    lines = [f"## {n} frames in inference at once", "",
+             f"`{config}`'s node again with `inference_streams` {n} (`bialign_node_benchmark --inference-streams "
+             f"{n}`): {n} frames in inference at once, each on its share of the cores, against the same bare "
+             "Segmenter, one frame at a time on every core, with the same outputs subscribed. One frame at a time "
+             "(the node's default) gives the lowest latency; several at once keep the cores busy while the node's "
+             "other threads take a share of them, and each frame takes longer.", "",
+             "| size | one at a time: node / Segmenter | p50 latency ms | "
+             f"{n} at once: node / Segmenter | p50 latency ms | the cores allow |",
+             "|---|---|---|---|---|---|"]
+    for rec in records:
+        one = next((r.get("node") for r in suite["results"]
+                    if (r["config"], r["height"], r["width"]) == (config, rec["height"], rec["width"])), None) or {}
+        lines.append(f"| {rec['height']}x{rec['width']} | {_fmt(one.get('ratio_to_segmenter'), '.3f')} | "
+                     f"{_fmt(one.get('latency_p50_ms'), '.0f')} | {rec['ratio']:.3f} | "
+                     f"{rec['latency_ms']['p50']:.0f} | "
+                     f"{_fmt(rec.get('ratio_cores_allow'), '.2f')} |")
+    return [*lines, ""]
 
 
 def cameras_section(suite: dict[str, Any]) -> list[str]:

@@ -3,7 +3,8 @@
 Exports and quantises the checkpoint as needed (cached in the work directory), measures the
 peaks, then measures every configuration at every size in a process of its own
 (:mod:`bialign_ros.bench.worker`), each compared with the PyTorch fp32 labels on held-out
-synthetic frames; with the node, also several cameras in one node with the best configuration.
+synthetic frames; with the node, also several cameras in one node with the best configuration, and
+ONNX Runtime int8's node with several frames in inference at once at every size.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from bialign_ros.bench.artifacts import prepare_weights
 from bialign_ros.bench.configs import AGREEMENT_TARGET, CONFIGS, REFERENCE_CONFIG, select_configs, skip_reason
 from bialign_ros.bench.frames import AGREEMENT_SEED, synthetic_frames
-from bialign_ros.bench.measure import MeasureOptions, use_threads
+from bialign_ros.bench.measure import MeasureOptions, node_seconds, use_threads
 from bialign_ros.bench.ort_profile import mac_share
 from bialign_ros.bench.worker import WorkerFailed, run_in_child
 from bialign_ros.peaks import PEAK_REPEATS, ConvStack, Peaks, frame_limit, measure_peaks, model_macs
@@ -53,6 +54,14 @@ class SuiteOptions:
     node_slices: int = 3
     cameras: int = 2
     """With the node: this many cameras in one node, with the best configuration at the first size."""
+    node_streams: int = 2
+    """With the node: :data:`STREAMS_CONFIG`'s node again at every size with this many frames in inference
+    at once (its ``inference_streams``; below 2: not measured)."""
+
+
+STREAMS_CONFIG = "onnxruntime-int8"
+"""The configuration whose node runs again with several frames in inference at once: the fast model whose
+threads, in lock-step, lose most to the node's other threads taking a core."""
 
 
 def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
@@ -95,6 +104,8 @@ def run_suite(opts: SuiteOptions, weights: Path) -> dict[str, Any]:
                 suite["unavailable"].append({"config": name, "size": [h, w], "reason": str(exc)})
     if opts.node and opts.cameras > 1:
         suite["cameras"] = measure_cameras(opts, suite, files)
+    if opts.node and opts.node_streams > 1 and STREAMS_CONFIG in files:
+        suite["streams"] = measure_streams(opts, suite, files[STREAMS_CONFIG])
     # Peaks again at the end: a shared machine can be busy at any moment, and a peak measured low
     # would flatter every ratio to it. The higher of the two is the run's limit (a configuration with
     # int8 peaks of its own beside it is held against those: apply_limits).
@@ -153,7 +164,7 @@ def measure_cameras(opts: SuiteOptions, suite: dict[str, Any], files: dict[str, 
         return None
     rate = opts.node_rate or opts.node_rate_factor * best["segmenter"]["fps"]
     print(f"{w}x{h} {best['config']}: {opts.cameras} cameras in one node ...", flush=True)
-    node_opts = cameras_options(opts, best["config"], str(files[best["config"]]), h, w, rate)
+    node_opts = node_options(opts, best["config"], str(files[best["config"]]), h, w, rate, cameras=opts.cameras)
     try:
         record = run_in_child("node", node_opts, opts.work_dir / f"cameras_{opts.cameras}_{h}x{w}.json")
     except WorkerFailed as exc:
@@ -163,17 +174,42 @@ def measure_cameras(opts: SuiteOptions, suite: dict[str, Any], files: dict[str, 
     return {"config": best["config"], **record}
 
 
-def cameras_options(opts: SuiteOptions, name: str, weights: str, height: int, width: int,
-                    rate: float) -> NodeBenchOptions:
-    """The node benchmark's options for configuration ``name`` with ``opts.cameras`` cameras at ``rate``."""
+def measure_streams(opts: SuiteOptions, suite: dict[str, Any], weights: Path) -> list[dict[str, Any]]:
+    """The node benchmark of :data:`STREAMS_CONFIG` at every size with ``opts.node_streams`` frames in
+    inference at once, the camera at the rate factor times that configuration's Segmenter rate (the bare
+    Segmenter still one frame at a time on every core); one record per size it was measured at."""
+    records = []
+    for size in suite["sizes"]:
+        h, w = size["height"], size["width"]
+        one = next((r for r in suite["results"] if (r["config"], r["height"], r["width"]) == (STREAMS_CONFIG, h, w)),
+                   None)
+        if one is None:
+            continue
+        rate = opts.node_rate or opts.node_rate_factor * one["segmenter"]["fps"]
+        print(f"{w}x{h} {STREAMS_CONFIG}: {opts.node_streams} frames in inference at once ...", flush=True)
+        node_opts = node_options(opts, STREAMS_CONFIG, str(weights), h, w, rate, streams=opts.node_streams)
+        try:
+            record = run_in_child("node", node_opts, opts.work_dir / f"streams_{opts.node_streams}_{h}x{w}.json")
+        except WorkerFailed as exc:
+            suite["unavailable"].append({"config": f"{STREAMS_CONFIG} node, {opts.node_streams} frames at once",
+                                         "size": [h, w], "reason": str(exc)})
+            continue
+        records.append({"config": STREAMS_CONFIG, **record})
+    return records
+
+
+def node_options(opts: SuiteOptions, name: str, weights: str, height: int, width: int, rate: float,
+                 cameras: int = 1, streams: int = 1) -> NodeBenchOptions:
+    """The node benchmark's options for configuration ``name`` with ``cameras`` cameras at ``rate`` and
+    ``streams`` frames in inference at once, long enough for eight frames a slice (:func:`node_seconds`)."""
     from bialign_ros.bench.node_bench import NodeBenchOptions
 
     config = CONFIGS[name]
-    return NodeBenchOptions(weights=weights, width=width, height=height, input_scale=1.0, cameras=opts.cameras,
-                            rate=round(rate, 3), duration=opts.node_seconds, device=config.device,
-                            precision=config.precision, backend=config.backend, compile=config.compile,
-                            outputs=opts.node_outputs,
-                            domain_id=pick_domain_id("benchmarks"))
+    return NodeBenchOptions(weights=weights, width=width, height=height, input_scale=1.0, cameras=cameras,
+                            rate=round(rate, 3), duration=node_seconds(opts.node_seconds, opts.node_slices, rate),
+                            device=config.device, precision=config.precision, backend=config.backend,
+                            compile=config.compile, inference_streams=streams, outputs=opts.node_outputs,
+                            slices=opts.node_slices, domain_id=pick_domain_id("benchmarks"))
 
 
 def apply_limits(suite: dict[str, Any], peaks: Peaks) -> None:

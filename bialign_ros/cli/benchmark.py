@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--cameras", type=int, default=2,
                        help="with --node: also this many cameras in one node, with the best configuration at "
                             "the first size (below 2: not measured)")
+    suite.add_argument("--node-streams", type=int, default=2,
+                       help="with --node: also onnxruntime-int8's node at every size with this many frames in "
+                            "inference at once (its inference_streams; below 2: not measured)")
     suite.add_argument("--work-dir", type=Path, default=Path("bench_out"), help="exports, records, frames")
     suite.add_argument("--json", type=Path, default=None, help="write the suite record here")
     suite.add_argument("--markdown", type=Path, default=None, help="write the Markdown report here")
