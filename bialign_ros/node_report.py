@@ -84,7 +84,8 @@ class NodeReport:
     batched_frames: int = 0
     """Frames that shared their forward pass with frames of other cameras."""
     processing_mean_ms: float = float("nan")
-    """Mean time the inference thread spends on a batch (decoding, forward pass, labels)."""
+    """Mean time an inference thread spends on a batch (decoding, forward pass, labels); with several
+    inference streams each batch runs on its share of the cores, so this exceeds the interval between labels."""
     publishing_mean_ms: float = float("nan")
     """Mean time the publishing thread spends on a frame (rendering and sending its outputs); it
     overlaps the next frame's inference."""
