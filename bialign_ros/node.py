@@ -300,9 +300,6 @@ class BiAlignNode(DiagnosticsMixin, LifecycleNode):
         if cfg.compile and (backend := backend_for_file(cfg.weights, cfg.backend)) != "torch":
             raise ParamError(f"parameter 'compile': true applies to the torch backend (.pt files); "
                              f"{cfg.weights} runs on {backend}")
-        if cfg.compile and cfg.inference_streams > 1:
-            raise ParamError(f"parameter 'inference_streams': compile takes 1 (a compiled graph runs one frame at "
-                             f"a time), got {cfg.inference_streams}")
         self.segmenter = Segmenter.from_checkpoint(cfg.weights, device=cfg.device, precision=cfg.precision,
                                                    input_scale=cfg.input_scale, backend=cfg.backend,
                                                    compile=cfg.compile, threads=stream_threads(cfg.inference_streams))

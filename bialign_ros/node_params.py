@@ -341,7 +341,8 @@ def validate_params(values: dict[str, Any]) -> NodeConfig:
     Every bad value is reported, one per line, in a single :class:`ParamError`. The transport
     is chosen by ``image_transport`` or its alias ``input_transport``, both empty by default:
     the one that is set wins, raw when neither is, and two different values are an error
-    naming both; the config holds the chosen transport under both names.
+    naming both; the config holds the chosen transport under both names. ``compile`` takes one
+    inference stream (a compiled graph runs one frame at a time).
     """
     unknown = set(values) - set(SPECS_BY_NAME)
     if unknown:
@@ -356,6 +357,9 @@ def validate_params(values: dict[str, Any]) -> NodeConfig:
     if transport and alias and transport != alias:
         errors.append(f"parameters 'image_transport' ({transport!r}) and '{TRANSPORT_ALIAS}' ({alias!r}) "
                       f"disagree: {TRANSPORT_ALIAS} is the older name of image_transport, set only one")
+    if checked.get("compile") and checked.get("inference_streams", 1) > 1:
+        errors.append(f"parameter 'inference_streams': compile takes 1 (a compiled graph runs one frame at a "
+                      f"time), got {checked['inference_streams']}")
     if errors:
         raise ParamError("\n".join(errors))
     checked["image_transport"] = checked[TRANSPORT_ALIAS] = transport or alias or DEFAULT_TRANSPORT

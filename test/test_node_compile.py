@@ -29,17 +29,6 @@ def test_compile_with_an_onnx_file_fails_at_start_naming_the_parameter(domain_id
     assert "Traceback" not in node.output
 
 
-def test_compile_with_several_inference_streams_fails_at_start_naming_the_parameter(domain_id, trained_weights):
-    node = start_node(domain_id, "-p", f"weights:={trained_weights}", "-p", "compile:=true",
-                      "-p", "inference_streams:=2")
-    try:
-        assert node.wait(120) == 1, node.output
-    finally:
-        node.stop()
-    assert "parameter 'inference_streams': compile takes 1" in node.output, node.output
-    assert "Traceback" not in node.output
-
-
 @pytest.mark.long
 def test_a_compiled_node_publishes_the_labels_of_the_eager_segmenter(domain_id, trained_weights):
     node = start_node(domain_id, "-p", f"weights:={trained_weights}", "-p", "compile:=true",

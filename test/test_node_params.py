@@ -83,6 +83,15 @@ def test_image_transport_or_its_alias_input_transport_chooses_the_transport(give
     assert cfg.image_transport == cfg.input_transport == chosen
 
 
+def test_compile_takes_one_inference_stream():
+    assert validate_params({"weights": "m.pt", "inference_streams": 2}).inference_streams == 2
+    assert validate_params({"weights": "m.pt", "compile": True}).inference_streams == 1
+    with pytest.raises(ParamError, match=r"parameter 'inference_streams': compile takes 1 .*, got 2"):
+        validate_params({"weights": "m.pt", "compile": True, "inference_streams": 2})
+    with pytest.raises(ParamError, match=r"parameter 'inference_streams': got 0; allowed: an integer in \[1, 8\]"):
+        validate_params({"weights": "m.pt", "inference_streams": 0})
+
+
 @pytest.mark.parametrize(("image", "alias"), [("raw", "compressed"), ("compressed", "raw")])
 def test_image_transport_and_input_transport_must_not_disagree(image, alias):
     with pytest.raises(ParamError) as info:
