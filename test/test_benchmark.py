@@ -426,6 +426,26 @@ def test_suite_with_node_measures_two_cameras_in_one_node(untrained_weights, tmp
         assert set(received) == set(SUBSCRIBABLE) and min(received.values()) >= 1, received
 
 
+@pytest.mark.ros
+@pytest.mark.long
+def test_suite_with_node_runs_the_int8_node_again_with_two_frames_in_inference_at_once(untrained_weights, tmp_path):
+    proc = _bench("--weights", untrained_weights, "--configs", "onnxruntime-int8", "--sizes", "64x96",
+                  "--peak-map", "16x32", "--iters", 2, "--warmup", 1, "--agreement-frames", 1, "--calib-frames", 2,
+                  "--node", "--node-seconds", 6, "--node-warmup", 3, "--cameras", 1, "--node-streams", 2,
+                  "--work-dir", tmp_path, "--json", tmp_path / "suite.json", "--markdown", tmp_path / "bench.md")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "suite.json").read_text())
+    assert "cameras" not in record  # --cameras 1
+    (streams,) = record["streams"]
+    assert (streams["config"], streams["inference_streams"], streams["height"], streams["width"]) == (
+        "onnxruntime-int8", 2, 64, 96)
+    assert streams["outputs"] >= 1 and streams["ratio"] > 0 and streams["latency_ms"]["p50"] > 0
+    assert streams["ratio"] == pytest.approx(node_ratio(streams["delivered_hz"], streams["segmenter_hz_around"]))
+    text = (tmp_path / "bench.md").read_text()
+    assert "## 2 frames in inference at once" in text
+    assert f"| onnxruntime-int8, 2 frames at once | 64x96 | {streams['ratio']:.3f} |" in text
+
+
 def test_resize_cost_times_the_exact_and_the_nearest_resize_of_one_frame(untrained_weights):
     seg = Segmenter.from_checkpoint(untrained_weights, device="cpu", input_scale=0.5, warmup=False)
     image = render_scene(3, 96, 160).image
