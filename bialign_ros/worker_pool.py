@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,14 +24,17 @@ class WorkerPool:
         self.workers = workers or min(physical_cores(), MAX_WORKERS)
         self.name = name
         self._pool: ThreadPoolExecutor | None = None
+        self._starting = threading.Lock()  # the node's inference streams may call map at once
 
     def map(self, work: Callable[[A], T], items: Sequence[A]) -> list[T]:
         """``work`` on each item, results in the items' order; the first exception raised propagates."""
         if len(items) == 1 or self.workers == 1:
             return [work(item) for item in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self.name)
-        return list(self._pool.map(work, items))
+        with self._starting:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self.name)
+            pool = self._pool
+        return list(pool.map(work, items))
 
     def close(self) -> None:
         """Stops the threads (a later :meth:`map` starts them again)."""
