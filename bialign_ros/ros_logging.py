@@ -1,5 +1,5 @@
 """The package's Python log records on a ROS logger: the node's console and ``/rosout`` show the warnings
-of the Segmenter and its backends (an int8 file run below its calibration size, 8-bit weights on a CPU
+of the Segmenter and its backends (an older int8 file run below its calibration size, 8-bit weights on a CPU
 without VNNI, ...) as they show the node's own messages."""
 
 from __future__ import annotations

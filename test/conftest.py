@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,24 @@ def int8_file(trained_weights: Path, calib_dir: Path, tmp_path_factory: pytest.T
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     assert "label agreement with fp32 on 1 held-out frame(s)" in proc.stdout
+    return out
+
+
+@pytest.fixture(scope="session")
+def older_int8_file(int8_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`int8_file` recorded as files were before ``bialign_quantize`` kept the pyramid pooling in
+    float (no ``pooling_in_float`` note): its runner warns below the calibration size."""
+    import onnx
+
+    from bialign_ros.backends.contract import set_onnx_metadata
+    from bialign_ros.export import read_onnx_metadata
+
+    meta, info = read_onnx_metadata(int8_file)
+    proto = onnx.load_model(str(int8_file))
+    notes = {k: v for k, v in info.notes.items() if k != "pooling_in_float"}
+    set_onnx_metadata(proto, meta, replace(info, notes=notes))
+    out = tmp_path_factory.mktemp("older_int8") / "older.int8.onnx"
+    onnx.save_model(proto, str(out))
     return out
 
 

@@ -1,7 +1,7 @@
 """The node runs ONNX exports: an fp32 file and an int8 file, each in a node of its own, publish the
-labels the Segmenter gives on the same file (the int8 one at input_scale 0.5, below the size it was
-calibrated at, which the node's log says; the fp32 one with two frames in inference at once, whose
-labels still come out in stamp order)."""
+labels the Segmenter gives on the same file (the int8 one, made as files were before the pyramid
+pooling stayed in float, at input_scale 0.5, below the size it was calibrated at, which the node's log
+says; the fp32 one with two frames in inference at once, whose labels still come out in stamp order)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 H, W = 96, 160  # not the export size: the files keep height and width symbolic
 
 
-def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_file):
-    files = {"fp32": onnx_file, "int8": int8_file}
+def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, older_int8_file):
+    files = {"fp32": onnx_file, "int8": older_int8_file}
     scales = {"fp32": 1.0, "int8": 0.5}
     streams = {"fp32": 2, "int8": 1}
     domains = {precision: next_domain_id() for precision in files}
@@ -79,7 +79,7 @@ def test_node_runs_fp32_and_int8_onnx_files_like_the_segmenter(onnx_file, int8_f
         # The runner's warning about the int8 file's calibration size, on the node's ROS logger
         warned = [line for line in nodes["int8"].output.splitlines() if "was calibrated on" in line]
         assert len(warned) == 1 and warned[0].startswith("[WARN]") and "] [bialign]: " in warned[0], warned
-        assert f"{int8_file.name} was calibrated on 96x64 frames and runs at {W // 2}x{H // 2}" in warned[0]
+        assert f"{older_int8_file.name} was calibrated on 96x64 frames and runs at {W // 2}x{H // 2}" in warned[0]
         assert not any("was calibrated on" in line for line in nodes["fp32"].output.splitlines())
     finally:
         for precision, node in nodes.items():

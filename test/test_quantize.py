@@ -44,7 +44,7 @@ def test_file_records_how_it_was_made(int8_file, trained_weights, calib_dir):
     notes = info.notes
     assert notes["calibration_frames"] == 3 and notes["held_out_frames"] == 1
     assert notes["calibration_method"] == "percentile" and notes["weight_bits"] == exact_weight_bits()
-    assert notes["float_parts"] == ["flow", "logits"]
+    assert notes["float_parts"] == ["flow", "logits"] and notes["pooling_in_float"] is True
     # the figure recorded is the int8 labels' measured agreement with fp32 on the held-out frame
     held_out = read_frames(find_images(calib_dir)[-1:], H, W)[0]
     fp32 = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", warmup=False)
@@ -130,31 +130,66 @@ def test_a_file_with_eight_bit_weights_warns_on_a_cpu_without_vnni(tmp_path, unt
         "with bialign_quantize --weight-bits 7 for it"]
 
 
-def test_an_int8_file_run_below_its_calibration_size_warns_once_per_size(int8_file, caplog):
-    """The file is calibrated on 96x64 frames: input_scale 0.5 on a camera of that size runs it at 48x32."""
+def test_an_int8_file_keeps_the_pyramid_pooling_in_float(int8_file):
+    """The bin averages' matrices (one over each bin's length, built from the frame's size) reach their
+    products unquantised; the features they average come dequantised."""
+    proto = onnx.load_model(str(int8_file))
+    producers = {o: n.op_type for n in proto.graph.node for o in n.output}
+    products = [n for n in proto.graph.node if n.op_type == "MatMul"]
+    assert len(products) == 8  # two per pool, four pools
+    for node in products:
+        inputs = sorted(producers.get(i, "input") for i in node.input)
+        assert inputs.count("DequantizeLinear") <= 1 and set(inputs) - {"DequantizeLinear"} <= {
+            "Div", "Transpose", "MatMul"}, (node.name, inputs)
+    assert read_onnx_metadata(int8_file)[1].notes["pooling_in_float"] is True
+
+
+def test_int8_labels_agree_with_fp32_below_the_calibration_size(trained_weights, tmp_path):
+    """Calibrated at 256x128, the file serves 128x64 (input_scale 0.5): with the pooling quantised, its
+    ranges clipped the pooling matrices there and agreement fell to 90 %."""
+    from bialign_ros.backends.torch_runner import load_inference_model
+
+    model, meta = load_inference_model(trained_weights)
+    calibration = [render_scene(500 + i, 128, 256).image for i in range(3)]
+    out = quantize_model(model, meta, tmp_path / "m.int8.onnx", calibration, weight_bits=7).out
+    frames = np.stack([render_scene(900 + i, 64, 128).image for i in range(6)])
+    fp32 = Segmenter.from_checkpoint(trained_weights, device="cpu", precision="fp32", warmup=False)
+    same = OrtRunner(out).run(frames).labels == fp32.runner.run(frames).labels
+    assert same.mean() >= 0.98, same.mean()
+
+
+def test_an_older_int8_file_run_below_its_calibration_size_warns_once_per_size(int8_file, older_int8_file,
+                                                                             caplog):
+    """A file whose pyramid pooling is quantised (made before it stayed in float) is calibrated on 96x64
+    frames: input_scale 0.5 on a camera of that size runs it at 48x32."""
     image = render_scene(740, H, W).image
+    older = older_int8_file
 
     def warnings() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.name == ort_runner.LOG.name]
 
     with caplog.at_level(logging.WARNING, logger=ort_runner.LOG.name):
         for _ in range(2):
-            Segmenter.from_checkpoint(int8_file).segment(image)
-        Segmenter.from_checkpoint(int8_file, input_scale=2.0).segment(image)
-        assert not warnings()  # at its calibration size and above
-        half = Segmenter.from_checkpoint(int8_file, input_scale=0.5)
+            Segmenter.from_checkpoint(older).segment(image)
+        Segmenter.from_checkpoint(older, input_scale=2.0).segment(image)
+        current = Segmenter.from_checkpoint(int8_file, input_scale=0.5)
+        assert current.runner.calibration_size is None
+        current.segment(image)
+        assert not warnings()  # at its calibration size and above, and a current file at any size
+        half = Segmenter.from_checkpoint(older, input_scale=0.5)
         assert half.runner.calibration_size == (H, W)
         for _ in range(3):
             half.segment(image)
     assert warnings() == [
-        f"{int8_file.name} was calibrated on {W}x{H} frames and runs at {W // 2}x{H // 2} "
-        "(the camera's size times input_scale): below its calibration size int8 labels agree less with fp32; "
-        f"quantise for this size with bialign_quantize --width {W // 2} --height {H // 2}"]
+        f"older.int8.onnx was calibrated on {W}x{H} frames and runs at {W // 2}x{H // 2} "
+        "(the camera's size times input_scale): its pyramid pooling is quantised, which clips below its "
+        "calibration size, so its labels agree less with fp32; quantise it again with this bialign_quantize, "
+        "which keeps the pooling in float for every size"]
 
 
 def test_the_warm_up_frame_does_not_count_as_a_frame_below_the_calibration_size(int8_file, caplog):
-    """The Segmenter's warm-up runs a 512x256 blank frame: a file calibrated at 1024x512 (the default of
-    bialign_quantize) warns about the camera's frames, not about that one."""
+    """The Segmenter's warm-up runs a 512x256 blank frame: an older file calibrated at 1024x512 (the
+    default of bialign_quantize) warns about the camera's frames, not about that one."""
     seg = Segmenter.from_checkpoint(int8_file, warmup=False)
     seg.runner.calibration_size = (512, 1024)
     with caplog.at_level(logging.WARNING, logger=ort_runner.LOG.name):

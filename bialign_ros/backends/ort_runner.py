@@ -126,8 +126,10 @@ class OrtRunner(Runner):
                         "on CPUs with VNNI or AMX; this CPU has neither, so some products saturate and the "
                         "labels stray further from fp32: quantise with bialign_quantize --weight-bits 7 for it")
         calibrated = self.info.notes.get("calibration_size")
-        self.calibration_size: tuple[int, int] | None = tuple(calibrated) if calibrated else None
-        """(height, width) of the frames an int8 file was calibrated on (None: not recorded, or not int8)."""
+        quantised_pooling = bool(calibrated) and not self.info.notes.get("pooling_in_float")
+        self.calibration_size: tuple[int, int] | None = tuple(calibrated) if quantised_pooling else None
+        """(height, width) of the frames an int8 file with a quantised pyramid pooling was calibrated on,
+        below which its labels stray (None: any size; not recorded, or not int8)."""
         self._below_calibration_warned: set[tuple[int, int]] = set()
         outputs = {o.name for o in self.session.get_outputs()}
         self.has_confidence = CONFIDENCE_OUTPUT in outputs
@@ -182,11 +184,13 @@ class OrtRunner(Runner):
                           *(as_f32.get(name) for name in LOGITS_OUTPUTS))
 
     def _warn_below_calibration(self, height: int, width: int) -> None:
-        """Warn once per size when an int8 file runs on frames smaller than those it was calibrated on.
+        """Warn once per size when an int8 file whose pyramid pooling is quantised (made before
+        ``bialign_quantize`` kept it in float) runs on frames smaller than those it was calibrated on.
 
-        Its activation ranges then misfit: with the full-resolution synthetic weights, files calibrated at
-        512x1024 and 1024x2048 kept 97-98 % of fp32's confident labels at half their calibration size and
-        94 % at a quarter, against 100 % at it and above (docs/speed_findings.md, *Label agreement*)."""
+        Its pooling matrices, which grow as the frame shrinks, are then clipped: with the
+        full-resolution synthetic weights, a file calibrated at 512x1024 kept 97.0 % of fp32's confident
+        labels at half its calibration size and 81.8 % at a quarter, against 100 % at it and above
+        (docs/speed_findings.md, *Label agreement*)."""
         if (self.warming_up or self.calibration_size is None
                 or (height, width) in self._below_calibration_warned):
             return
@@ -194,9 +198,9 @@ class OrtRunner(Runner):
         if height < ch or width < cw:
             self._below_calibration_warned.add((height, width))
             LOG.warning(f"{self.path.name} was calibrated on {cw}x{ch} frames and runs at {width}x{height} "
-                        "(the camera's size times input_scale): below its calibration size int8 labels agree "
-                        "less with fp32; quantise for this size with bialign_quantize --width "
-                        f"{width} --height {height}")
+                        "(the camera's size times input_scale): its pyramid pooling is quantised, which clips "
+                        "below its calibration size, so its labels agree less with fp32; quantise it again "
+                        "with this bialign_quantize, which keeps the pooling in float for every size")
 
     def close(self) -> None:
         self.session = self._lean = None

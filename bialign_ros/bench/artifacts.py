@@ -29,12 +29,12 @@ def prepare_weights(config: BenchConfig, weights: Path, work: Path, calib_size: 
     h, w = calib_size
     if config.precision == "int8":
         from bialign_ros.backends.base import exact_weight_bits
-        from bialign_ros.quantize import quantize_model
+        from bialign_ros.quantize import RECIPE, quantize_model
 
         # the recipe's choices name the file, so that a changed recipe is never read from the cache
         parts = "-".join(config.float_parts) or "all"
         bits = exact_weight_bits()  # as bialign_quantize chooses them on this machine
-        out = work / f"{stem}.int8-{parts}.w{bits}.{h}x{w}.onnx"
+        out = work / f"{stem}.int8-{parts}.w{bits}.{h}x{w}.r{RECIPE}.onnx"
         if not out.is_file():
             model, meta = load_inference_model(weights)
             frames = list(synthetic_frames(calib_frames, h, w, CALIBRATION_SEED))
